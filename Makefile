@@ -1,0 +1,41 @@
+# Formwork — the two quick-start commands are `make run` and `make test`.
+VENV ?= .venv
+PYTHON ?= python3
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed-stamp
+HOST ?= 127.0.0.1
+PORT ?= 8000
+
+.PHONY: install run test lint pytest test-pg clean
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+install: $(STAMP)
+
+## Serve the app on http://127.0.0.1:8000 (SQLite in instance/), creating what it needs.
+run: install
+	$(BIN)/formwork init
+	$(BIN)/formwork entity apply sample tests/entities/sample/*.json
+	$(BIN)/gunicorn --workers 2 --bind $(HOST):$(PORT) --access-logfile - wsgi:app
+
+## Lint, type-check and run the whole test suite.
+test: install lint pytest
+
+lint: install
+	$(BIN)/ruff check formwork tests bench wsgi.py
+	$(BIN)/ruff format --check formwork tests bench wsgi.py
+	$(BIN)/mypy
+
+pytest: install
+	$(BIN)/pytest
+
+## The suite against PostgreSQL on 127.0.0.1:5432 (database `test`).
+test-pg: install
+	FORMWORK_TEST_DATABASE_URL=postgresql+psycopg://postgres@127.0.0.1:5432/test $(BIN)/pytest
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,85 @@
+"""The REST API under /api/v1: records of every installed entity, files, OpenAPI."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import Blueprint, Flask, current_app, g, request
+from flask_wtf.csrf import CSRFError, validate_csrf
+from werkzeug.exceptions import HTTPException
+
+from formwork.api.problems import problem
+from formwork.auth import current_principal
+from formwork.runtime.errors import (
+    BadQuery,
+    Conflict,
+    DefinitionInvalid,
+    DestructiveChange,
+    RuntimeFailure,
+    ValidationFailed,
+)
+
+bp = Blueprint("api", __name__, url_prefix="/api/v1")
+PUBLIC_ENDPOINTS = frozenset({"api.openapi"})
+UNSAFE = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+
+
+def init_app(app: Flask) -> None:
+    """Register the API blueprint; CSRF is checked here only for cookie sessions."""
+    from formwork.api import files, openapi, records  # noqa: F401  (routes register on import)
+
+    app.register_blueprint(bp)
+    csrf = app.extensions.get("csrf")
+    if csrf is not None:
+        csrf.exempt(bp)
+
+
+@bp.before_request
+def _authenticate() -> Any:
+    if request.endpoint in PUBLIC_ENDPOINTS:
+        return None
+    principal = current_principal()
+    if principal is None:
+        return problem(401, "Unauthorized", "sign in or send 'Authorization: Bearer <token>'",
+                       "unauthorized")
+    if request.method in UNSAFE and g.get("auth_method") == "session":
+        try:
+            validate_csrf(request.headers.get("X-CSRFToken", ""))
+        except CSRFError as exc:
+            return problem(403, "CSRF check failed", str(exc.description), "csrf")
+        except Exception as exc:  # noqa: BLE001  (wtforms raises ValidationError)
+            return problem(403, "CSRF check failed", str(exc), "csrf")
+    return None
+
+
+def locale() -> str:
+    """Return the locale of the request's principal (zh-CN by default)."""
+    principal = g.get("principal")
+    return principal.locale if principal is not None else "zh-CN"
+
+
+@bp.errorhandler(RuntimeFailure)
+def _runtime_failure(exc: RuntimeFailure) -> Any:
+    extra: dict[str, Any] = {}
+    errors = None
+    if isinstance(exc, ValidationFailed | BadQuery | DefinitionInvalid):
+        errors = exc.errors
+    if isinstance(exc, Conflict) and exc.current is not None:
+        extra["current"] = exc.current
+    if isinstance(exc, DestructiveChange):
+        extra["losses"] = exc.losses
+    detail = str(exc) if not errors else f"{len(errors)} problem(s) found"
+    return problem(exc.status, exc.title, detail, exc.kind, errors, locale(), **extra)
+
+
+@bp.errorhandler(HTTPException)
+def _http_error(exc: HTTPException) -> Any:
+    return problem(exc.code or 500, exc.name, exc.description or exc.name,
+                   exc.name.lower().replace(" ", "-"))
+
+
+@bp.errorhandler(Exception)
+def _unexpected(exc: Exception) -> Any:
+    current_app.logger.exception("unexpected API error")
+    return problem(500, "Internal error", "an unexpected error occurred; it was logged",
+                   "internal")

@@ -1,0 +1,102 @@
+"""Record endpoints: /api/v1/<pack>/<entity>[/<id>] for every installed entity."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import jsonify, request, url_for
+
+from formwork.api import bp
+from formwork.api.context import entity_key, json_body, record_service, registry
+from formwork.db import get_session
+from formwork.runtime.aggregate import aggregate, check_params
+from formwork.runtime.audit import history
+from formwork.runtime.errors import FieldError, ValidationFailed
+from formwork.runtime.query import list_records
+
+
+def _params() -> dict[str, list[str]]:
+    return request.args.to_dict(flat=False)
+
+
+@bp.get("/<pack>/<entity>")
+def list_view(pack: str, entity: str) -> Any:
+    """List records: filters `field__op=value`, `sort`, `page`, `per_page`, `q`."""
+    key = entity_key(pack, entity)
+    service = record_service()
+    service.principal.require(key, "read")
+    page = list_records(get_session(), registry(), registry().meta(key), _params())
+    return jsonify(items=page.items, total=page.total, total_capped=page.total_capped,
+                   page=page.page, per_page=page.per_page)
+
+
+@bp.post("/<pack>/<entity>")
+def create_view(pack: str, entity: str) -> Any:
+    """Create a record."""
+    key = entity_key(pack, entity)
+    service = record_service()
+    record = service.create(key, json_body())
+    service.session.commit()
+    location = url_for("api.get_view", pack=pack, entity=entity, record_id=record["id"])
+    return jsonify(record), 201, {"Location": location}
+
+
+@bp.get("/<pack>/<entity>/<int:record_id>")
+def get_view(pack: str, entity: str, record_id: int) -> Any:
+    """Return one record with its line items."""
+    record = record_service().get(entity_key(pack, entity), record_id)
+    return jsonify(record), 200, {"ETag": f'"{record["version"]}"'}
+
+
+@bp.patch("/<pack>/<entity>/<int:record_id>")
+def update_view(pack: str, entity: str, record_id: int) -> Any:
+    """Change some fields of a record; `version` (body or If-Match) must be current."""
+    key = entity_key(pack, entity)
+    body = json_body()
+    if not isinstance(body, dict):
+        raise ValidationFailed([FieldError("/", "not_object")])
+    version = body.pop("version", None)
+    if version is None and request.headers.get("If-Match"):
+        version = _if_match()
+    service = record_service()
+    record = service.update(key, record_id, body, version)
+    service.session.commit()
+    return jsonify(record), 200, {"ETag": f'"{record["version"]}"'}
+
+
+@bp.delete("/<pack>/<entity>/<int:record_id>")
+def delete_view(pack: str, entity: str, record_id: int) -> Any:
+    """Delete a record (with `?version=` to refuse a stale delete)."""
+    key = entity_key(pack, entity)
+    raw = request.args.get("version")
+    if raw is not None and not raw.isdigit():
+        raise ValidationFailed([FieldError("version", "type", {"expected": "integer"})])
+    service = record_service()
+    service.delete(key, record_id, int(raw) if raw is not None else None)
+    service.session.commit()
+    return "", 204
+
+
+@bp.get("/<pack>/<entity>/aggregate")
+def aggregate_view(pack: str, entity: str) -> Any:
+    """Group and aggregate: `group=field,date:month`, `sum=`, `avg=`, `min=`, `max=`."""
+    key = entity_key(pack, entity)
+    record_service().principal.require(key, "read")
+    check_params(_params())
+    rows = aggregate(get_session(), registry(), registry().meta(key), _params())
+    return jsonify(items=rows)
+
+
+@bp.get("/<pack>/<entity>/<int:record_id>/history")
+def history_view(pack: str, entity: str, record_id: int) -> Any:
+    """Return the audit history of a record."""
+    key = entity_key(pack, entity)
+    record_service().get(key, record_id)
+    return jsonify(items=history(get_session(), key, record_id))
+
+
+def _if_match() -> int | None:
+    tag = (request.headers.get("If-Match") or "").strip().strip('"').removeprefix("W/\"")
+    if not tag.isdigit():
+        raise ValidationFailed([FieldError("If-Match", "type", {"expected": "integer"})])
+    return int(tag)

@@ -1,0 +1,45 @@
+"""The application factory."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import Flask, request
+from flask_wtf import CSRFProtect
+
+from formwork import api, auth, cli, db, web
+from formwork.api.problems import problem
+from formwork.config import load_config
+from formwork.runtime.events import EventBus
+from formwork.runtime.registry import RegistryCache
+
+
+def create_app(config: dict[str, Any] | None = None) -> Flask:
+    """Create the Formwork web application."""
+    settings = load_config(config)
+    app = Flask(__name__, instance_path=settings["INSTANCE_PATH"], instance_relative_config=False)
+    app.config.update(settings)
+    CSRFProtect(app)
+    db.init_app(app)
+    app.extensions["formwork.registry"] = RegistryCache(app.config["REGISTRY_TTL"])
+    app.extensions["formwork.events"] = EventBus()
+    auth.init_app(app)
+    api.init_app(app)
+    web.init_app(app)
+    cli.init_app(app)
+    app.register_error_handler(404, _not_found)
+    app.register_error_handler(405, _not_allowed)
+    return app
+
+
+def _not_found(exc: Exception) -> Any:
+    if request.path.startswith("/api/"):
+        return problem(404, "Not found", "no such endpoint", "not-found")
+    return exc
+
+
+def _not_allowed(exc: Exception) -> Any:
+    if request.path.startswith("/api/"):
+        return problem(405, "Method not allowed", "this endpoint does not accept "
+                       f"{request.method}", "method-not-allowed")
+    return exc

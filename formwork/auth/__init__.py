@@ -1,0 +1,103 @@
+"""Sign-in for people (session) and programs (bearer tokens)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import Blueprint, Flask, flash, g, redirect, render_template, request, url_for
+from flask_login import LoginManager, UserMixin, current_user, login_user, logout_user
+from flask_wtf import FlaskForm
+from wtforms import PasswordField, StringField
+from wtforms.validators import DataRequired, Length
+
+from formwork.auth.users import authenticate, user_for_token
+from formwork.db import get_session
+from formwork.runtime.models import User, utcnow
+from formwork.runtime.security import Principal, load_principal
+
+bp = Blueprint("auth", __name__)
+
+
+class LoginUser(UserMixin):
+    """The flask-login view of a platform user."""
+
+    def __init__(self, user: User) -> None:
+        self.user = user
+        self.id = str(user.id)
+
+
+class LoginForm(FlaskForm):
+    """Username and password, CSRF-protected."""
+
+    username = StringField("username", validators=[DataRequired(), Length(max=64)])
+    password = PasswordField("password", validators=[DataRequired(), Length(max=256)])
+
+
+def init_app(app: Flask) -> None:
+    """Install flask-login and the sign-in pages."""
+    manager = LoginManager(app)
+    manager.login_view = "auth.login"
+    manager.user_loader(_load_user)
+    app.register_blueprint(bp)
+
+
+def _load_user(user_id: str) -> LoginUser | None:
+    user = get_session().get(User, int(user_id)) if user_id.isdigit() else None
+    return LoginUser(user) if user is not None and user.is_active else None
+
+
+def bearer_token() -> str | None:
+    """Return the bearer token of the request, if any."""
+    header = request.headers.get("Authorization", "")
+    scheme, _, token = header.partition(" ")
+    return token.strip() if scheme.lower() == "bearer" and token.strip() else None
+
+
+def current_principal() -> Principal | None:
+    """Return the principal of the request (bearer token first, then session), or None."""
+    if "principal" in g:
+        return g.principal  # type: ignore[no-any-return]
+    session = get_session()
+    token = bearer_token()
+    user: User | None = None
+    if token is not None:
+        user = user_for_token(session, token)
+        g.auth_method = "token"
+    elif current_user.is_authenticated:
+        user = current_user.user
+        g.auth_method = "session"
+    g.principal = load_principal(session, user, request_locale(user)) if user else None
+    return g.principal  # type: ignore[no-any-return]
+
+
+def request_locale(user: User | None = None) -> str:
+    """Return zh-CN or en: the user's choice, else Accept-Language, else zh-CN."""
+    if user is not None and user.locale:
+        return user.locale
+    best = request.accept_languages.best_match(["zh-CN", "zh", "en"], default="zh-CN")
+    return "en" if best == "en" else "zh-CN"
+
+
+@bp.route("/login", methods=["GET", "POST"])
+def login() -> Any:
+    """Show the sign-in form and sign the user in."""
+    form = LoginForm()
+    if form.validate_on_submit():
+        session = get_session()
+        user = authenticate(session, form.username.data or "", form.password.data or "")
+        if user is not None:
+            user.last_login_at = utcnow()
+            session.commit()
+            login_user(LoginUser(user))
+            target = request.args.get("next", "")
+            return redirect(target if target.startswith("/") and not target.startswith("//")
+                            else url_for("web.home"))
+        flash("用户名或密码错误 / Wrong username or password", "danger")
+    return render_template("auth/login.html", form=form), 200 if request.method == "GET" else 401
+
+
+@bp.route("/logout", methods=["POST"])
+def logout() -> Any:
+    """Sign the user out."""
+    logout_user()
+    return redirect(url_for("auth.login"))

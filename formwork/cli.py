@@ -1,0 +1,181 @@
+"""The `formwork` command line (a Flask CLI group)."""
+
+from __future__ import annotations
+
+import secrets
+from pathlib import Path
+from typing import Any
+
+import click
+import sqlalchemy as sa
+from flask import Flask, current_app
+from flask.cli import FlaskGroup, with_appcontext
+
+from formwork.auth.users import (
+    UserError,
+    create_token,
+    create_user,
+    ensure_role,
+    grant,
+    is_admin_present,
+)
+from formwork.db import create_system_tables, get_session
+from formwork.runtime.errors import DefinitionInvalid, DestructiveChange
+from formwork.runtime.models import User
+from formwork.runtime.security import ACTIONS, ADMIN_ROLE
+
+PASSWORD_FILE = "initial_admin_password"
+
+
+def main() -> None:
+    """Run the `formwork` command."""
+    from formwork.app import create_app
+
+    FlaskGroup(create_app=lambda: create_app(), add_default_commands=True)(prog_name="formwork")
+
+
+def init_app(app: Flask) -> None:
+    """Register the commands on the app."""
+    for command in (init_command, user_group, role_group, entity_group):
+        app.cli.add_command(command)
+
+
+@click.command("init")
+@with_appcontext
+def init_command() -> None:
+    """Create the platform tables and the first admin (password printed and kept in instance/)."""
+    create_system_tables(current_app.extensions["formwork.engine"])
+    session = get_session()
+    ensure_role(session, ADMIN_ROLE, {"zh-CN": "管理员", "en": "Administrator"})
+    password_file = Path(current_app.config["INSTANCE_PATH"]) / PASSWORD_FILE
+    if not is_admin_present(session):
+        password = "Fw-" + secrets.token_urlsafe(12)
+        create_user(session, "admin", password, [ADMIN_ROLE], "Administrator")
+        password_file.write_text(password + "\n", encoding="utf-8")
+        password_file.chmod(0o600)
+    session.commit()
+    click.echo("Formwork database ready.")
+    if password_file.exists():
+        click.echo(f"Sign in as admin / {password_file.read_text(encoding='utf-8').strip()}"
+                   f"  (kept in {password_file}; delete it after changing the password)")
+
+
+@click.group("user")
+def user_group() -> None:
+    """Manage users and API tokens."""
+
+
+@user_group.command("create")
+@click.argument("username")
+@click.option("--password", prompt=True, hide_input=True, confirmation_prompt=True)
+@click.option("--role", "roles", multiple=True, help="Role to give (repeatable).")
+@click.option("--display-name", default="")
+@with_appcontext
+def user_create(username: str, password: str, roles: tuple[str, ...], display_name: str) -> None:
+    """Create a user with the given roles."""
+    session = get_session()
+    try:
+        create_user(session, username, password, roles, display_name)
+    except UserError as exc:
+        raise click.ClickException(str(exc)) from exc
+    session.commit()
+    click.echo(f"created user {username} with roles: {', '.join(roles) or '(none)'}")
+
+
+@user_group.command("token")
+@click.argument("username")
+@click.option("--name", default="cli", help="What the token is for.")
+@click.option("--days", default=90, type=click.IntRange(0, 3650),
+              help="Days until it expires (0: never).")
+@with_appcontext
+def user_token(username: str, name: str, days: int) -> None:
+    """Create an API bearer token for a user and print it once."""
+    session = get_session()
+    user = session.scalar(sa.select(User).where(User.username == username))
+    if user is None:
+        raise click.ClickException(f"no user '{username}'")
+    token = create_token(session, user, name, days or None)
+    session.commit()
+    click.echo(token)
+
+
+@click.group("role")
+def role_group() -> None:
+    """Manage roles and their permissions."""
+
+
+@role_group.command("grant")
+@click.argument("role")
+@click.argument("entity")
+@click.argument("actions", nargs=-1, required=True)
+@with_appcontext
+def role_grant(role: str, entity: str, actions: tuple[str, ...]) -> None:
+    """Allow ROLE the ACTIONS (read/create/update/delete) on ENTITY (`pack.name` or `*`)."""
+    session = get_session()
+    try:
+        grant(session, role, entity, actions)
+    except UserError as exc:
+        raise click.ClickException(str(exc)) from exc
+    session.commit()
+    click.echo(f"{role} may {', '.join(actions)} {entity}")
+
+
+@click.group("entity")
+def entity_group() -> None:
+    """Apply and inspect entity definitions."""
+
+
+@entity_group.command("apply")
+@click.argument("pack")
+@click.argument("files", nargs=-1, required=True, type=click.Path(dir_okay=False))
+@click.option("--confirm", is_flag=True, help="Allow changes that lose data.")
+@click.option("--keep-missing", is_flag=True,
+              help="Keep the pack's entities that the files do not mention.")
+@with_appcontext
+def entity_apply(pack: str, files: tuple[str, ...], confirm: bool, keep_missing: bool) -> None:
+    """Create or change PACK's entities from definition FILES (one transaction)."""
+    from formwork.runtime.schema import apply_definitions, read_definition_files
+
+    session = get_session()
+    try:
+        done = apply_definitions(session, pack, read_definition_files(files), confirm=confirm,
+                                 remove_missing=not keep_missing)
+    except (DefinitionInvalid, DestructiveChange) as exc:
+        session.rollback()
+        raise click.ClickException(_problems(exc)) from exc
+    session.commit()
+    current_app.extensions["formwork.registry"].invalidate()
+    click.echo("\n".join(done) if done else "nothing to change")
+
+
+@entity_group.command("check")
+@click.argument("pack")
+@click.argument("files", nargs=-1, required=True, type=click.Path(dir_okay=False))
+def entity_check(pack: str, files: tuple[str, ...]) -> None:
+    """Check definition FILES without a database; list every problem."""
+    from formwork.runtime.schema import cross_check, parse_documents, read_definition_files
+
+    try:
+        entities = {e.key: e for e in parse_documents(pack, read_definition_files(files))}
+        problems = cross_check(entities)
+        if problems:
+            raise DefinitionInvalid(problems)
+    except DefinitionInvalid as exc:
+        raise click.ClickException(_problems(exc)) from exc
+    click.echo(f"{len(entities)} definition(s) OK")
+
+
+@entity_group.command("list")
+@with_appcontext
+def entity_list() -> None:
+    """List the installed entities."""
+    registry = current_app.extensions["formwork.registry"].get(get_session())
+    for entity in registry.entities.values():
+        click.echo(f"{entity.key}\t{entity.label('zh-CN')}\t{entity.label('en')}")
+
+
+def _problems(exc: Any) -> str:
+    if isinstance(exc, DestructiveChange):
+        return str(exc) + "\nrun again with --confirm to accept the loss"
+    lines = [f"{e.pointer}: {e.message('en')}" for e in exc.errors]
+    return f"{len(lines)} problem(s):\n" + "\n".join(lines)

@@ -1,0 +1,1 @@
+"""The Formwork kernel: interprets entity definitions and processes; never imports Flask."""

@@ -1,0 +1,217 @@
+"""Entity definitions: JSON Schema 2020-12 documents with `x-formwork` extensions."""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from functools import cached_property
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import jsonschema
+
+from formwork.runtime.errors import DefinitionInvalid, FieldError
+from formwork.runtime.messages import pick_label
+
+if TYPE_CHECKING:
+    from formwork.runtime.fields.base import FieldType
+
+NAME_RE = re.compile(r"^[a-z][a-z0-9]*(_[a-z0-9]+)*$")
+SYSTEM_COLUMNS = ("id", "created_at", "created_by", "updated_at", "updated_by", "version")
+CHILD_COLUMNS = ("parent_id", "row_order")
+SCHEMA_DIR = Path(__file__).resolve().parents[2] / "schemas"
+
+
+def load_meta_schema(name: str) -> dict[str, Any]:
+    """Return a meta-schema from `schemas/` by file name."""
+    with (SCHEMA_DIR / name).open(encoding="utf-8") as handle:
+        return json.load(handle)  # type: ignore[no-any-return]
+
+
+@dataclass(frozen=True)
+class FieldDef:
+    """One property of an entity, with its field type resolved."""
+
+    name: str
+    kind: FieldType
+    schema: Mapping[str, Any]
+    required: bool = False
+
+    @property
+    def options(self) -> Mapping[str, Any]:
+        """Return the field's `x-formwork` block."""
+        return self.schema.get("x-formwork", {})  # type: ignore[no-any-return]
+
+    def opt(self, key: str, default: Any = None) -> Any:
+        """Return one `x-formwork` option of the field."""
+        return self.options.get(key, default)
+
+    def label(self, locale: str = "zh-CN") -> str:
+        """Return the field's label in `locale`."""
+        return pick_label(self.opt("label") or self.schema.get("title") or self.name, locale)
+
+    @property
+    def read_only(self) -> bool:
+        """Return True when users may not write the field."""
+        return bool(self.schema.get("readOnly")) or self.kind.system_written
+
+    @property
+    def hidden(self) -> bool:
+        """Return True when forms and lists should not show the field."""
+        return bool(self.opt("hidden", False))
+
+    @property
+    def unique(self) -> bool:
+        """Return True when values must be unique across the table."""
+        return bool(self.opt("unique", False)) or self.kind.always_unique
+
+    @property
+    def indexed(self) -> bool:
+        """Return True when the column gets an index."""
+        return bool(self.opt("indexed", False)) or self.kind.always_indexed
+
+    @property
+    def default(self) -> Any:
+        """Return the JSON default value, or None."""
+        return self.schema.get("default")
+
+
+@dataclass(frozen=True)
+class EntityDef:
+    """An entity definition with its fields resolved against the field-type registry."""
+
+    pack: str
+    name: str
+    document: Mapping[str, Any]
+    fields: tuple[FieldDef, ...] = field(default_factory=tuple)
+
+    @property
+    def key(self) -> str:
+        """Return the entity's global key, `pack.name`."""
+        return f"{self.pack}.{self.name}"
+
+    @property
+    def table_name(self) -> str:
+        """Return the name of the entity's SQL table."""
+        return f"{self.pack}__{self.name}"
+
+    @property
+    def options(self) -> Mapping[str, Any]:
+        """Return the entity's `x-formwork` block."""
+        return self.document.get("x-formwork", {})  # type: ignore[no-any-return]
+
+    def label(self, locale: str = "zh-CN") -> str:
+        """Return the entity's label in `locale`."""
+        return pick_label(self.options.get("label") or self.document.get("title"), locale)
+
+    @cached_property
+    def field_map(self) -> dict[str, FieldDef]:
+        """Return the fields keyed by name."""
+        return {f.name: f for f in self.fields}
+
+    def get_field(self, name: str) -> FieldDef | None:
+        """Return the named field or None."""
+        return self.field_map.get(name)
+
+    @property
+    def child_of(self) -> str | None:
+        """Return the parent entity name when this entity holds line items."""
+        return self.options.get("child_of")  # type: ignore[no-any-return]
+
+    @property
+    def search_fields(self) -> tuple[str, ...]:
+        """Return the fields a quick search looks in."""
+        return tuple(self.options.get("search", ()))
+
+    @property
+    def title_field(self) -> str | None:
+        """Return the field that names a record in references and lists."""
+        return self.options.get("title_field")  # type: ignore[no-any-return]
+
+    @property
+    def rules(self) -> tuple[Mapping[str, Any], ...]:
+        """Return the record-level validation rules."""
+        return tuple(self.options.get("rules", ()))
+
+    def stored_fields(self) -> Iterator[FieldDef]:
+        """Yield the fields that own a column."""
+        return (f for f in self.fields if f.kind.stored)
+
+
+def qualify(pack: str, ref: str) -> str:
+    """Return `pack.entity` for a reference written as `entity` or `pack.entity`."""
+    return ref if "." in ref else f"{pack}.{ref}"
+
+
+def meta_schema_errors(document: Any) -> list[FieldError]:
+    """Return every meta-schema error of an entity document, each with its JSON pointer."""
+    validator = jsonschema.Draft202012Validator(load_meta_schema("entity.schema.json"))
+    errors = sorted(validator.iter_errors(document), key=lambda e: list(map(str, e.absolute_path)))
+    return [
+        FieldError(_pointer(e.absolute_path), "schema", {"detail": _describe(e)}) for e in errors
+    ]
+
+
+def parse_entity(pack: str, document: Mapping[str, Any]) -> EntityDef:
+    """Check an entity document and return its EntityDef, or raise DefinitionInvalid."""
+    from formwork.runtime.fields import get_field_type
+
+    errors = meta_schema_errors(document)
+    if errors:
+        raise DefinitionInvalid(errors)
+    required = set(document.get("required", ()))
+    fields = tuple(
+        FieldDef(name, get_field_type(prop["x-formwork"]["type"]), prop, name in required)
+        for name, prop in document["properties"].items()
+    )
+    entity = EntityDef(pack, document["x-formwork"]["name"], document, fields)
+    problems = [p for f in fields for p in f.kind.check(f, entity)]
+    problems += _check_entity_options(entity)
+    if problems:
+        raise DefinitionInvalid(problems)
+    return entity
+
+
+def _check_entity_options(entity: EntityDef) -> list[FieldError]:
+    from formwork.runtime.expressions import ExpressionError, check
+
+    problems = []
+    for key in ("search",):
+        for i, name in enumerate(entity.options.get(key, ())):
+            if name not in entity.field_map:
+                problems.append(_unknown(f"/x-formwork/{key}/{i}", name))
+    title = entity.title_field
+    if title and title not in entity.field_map:
+        problems.append(_unknown("/x-formwork/title_field", title))
+    for i, rule in enumerate(entity.rules):
+        try:
+            check(rule["expression"])
+        except ExpressionError as exc:
+            problems.append(
+                FieldError(f"/x-formwork/rules/{i}/expression", "expression", {"detail": str(exc)})
+            )
+    if len(entity.table_name) > 60:
+        problems.append(
+            FieldError(
+                "/x-formwork/name",
+                "schema",
+                {"detail": f"table name '{entity.table_name}' is too long"},
+            )
+        )
+    return problems
+
+
+def _unknown(pointer: str, name: str) -> FieldError:
+    return FieldError(pointer, "schema", {"detail": f"unknown field '{name}'"})
+
+
+def _pointer(path: Any) -> str:
+    return "".join("/" + str(p).replace("~", "~0").replace("/", "~1") for p in path)
+
+
+def _describe(error: jsonschema.ValidationError) -> str:
+    if error.validator == "additionalProperties":
+        return error.message.replace("Additional properties", "unknown keys")
+    return error.message

@@ -1,0 +1,112 @@
+"""Errors the runtime raises, each carrying what a caller needs to answer well."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from formwork.runtime.messages import render
+
+
+@dataclass(frozen=True)
+class FieldError:
+    """One problem with one value, addressed by a JSON pointer into the payload."""
+
+    pointer: str
+    code: str
+    params: Mapping[str, Any] = field(default_factory=dict)
+
+    def message(self, locale: str = "zh-CN") -> str:
+        """Return the message for this error in the given locale."""
+        return render(self.code, self.params, locale)
+
+    def as_dict(self, locale: str = "zh-CN") -> dict[str, Any]:
+        """Return the error as the JSON object used in problem responses."""
+        return {"pointer": self.pointer, "code": self.code, "detail": self.message(locale)}
+
+
+class RuntimeFailure(Exception):
+    """Base class of every error the runtime raises on purpose."""
+
+    status = 400
+    title = "Bad request"
+    kind = "bad-request"
+
+
+class ValidationFailed(RuntimeFailure):
+    """A payload or definition broke one or more rules; every problem is listed."""
+
+    status = 422
+    title = "Validation failed"
+    kind = "validation"
+
+    def __init__(self, errors: Iterable[FieldError]) -> None:
+        self.errors = list(errors)
+        super().__init__("; ".join(f"{e.pointer or '/'}: {e.message('en')}" for e in self.errors))
+
+
+class NotFound(RuntimeFailure):
+    """The entity or record does not exist (or is not visible to the caller)."""
+
+    status = 404
+    title = "Not found"
+    kind = "not-found"
+
+
+class PermissionDenied(RuntimeFailure):
+    """The principal may not perform this action."""
+
+    status = 403
+    title = "Forbidden"
+    kind = "forbidden"
+
+
+class Conflict(RuntimeFailure):
+    """The record changed since the caller read it (optimistic lock)."""
+
+    status = 409
+    title = "Conflict"
+    kind = "conflict"
+
+    def __init__(self, message: str, current: Mapping[str, Any] | None = None) -> None:
+        super().__init__(message)
+        self.current = dict(current) if current is not None else None
+
+
+class BadQuery(RuntimeFailure):
+    """A filter, sort or aggregate parameter is not understood; every problem is listed."""
+
+    status = 400
+    title = "Bad query"
+    kind = "bad-query"
+
+    def __init__(self, errors: Iterable[FieldError]) -> None:
+        self.errors = list(errors)
+        super().__init__("; ".join(f"{e.pointer}: {e.message('en')}" for e in self.errors))
+
+
+class DefinitionInvalid(RuntimeFailure):
+    """An entity definition failed its checks; every problem is listed."""
+
+    status = 422
+    title = "Invalid definition"
+    kind = "definition"
+
+    def __init__(self, errors: Iterable[FieldError]) -> None:
+        self.errors = list(errors)
+        super().__init__("\n".join(f"{e.pointer}: {e.message('en')}" for e in self.errors))
+
+
+class DestructiveChange(RuntimeFailure):
+    """A schema change would lose data and was not confirmed."""
+
+    status = 409
+    title = "Destructive change needs confirmation"
+    kind = "destructive-change"
+
+    def __init__(self, losses: Iterable[str]) -> None:
+        self.losses = list(losses)
+        super().__init__(
+            "refusing a destructive schema change without confirmation: " + "; ".join(self.losses)
+        )

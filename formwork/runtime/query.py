@@ -1,0 +1,221 @@
+"""Queries over an entity's table: filters, sorts, pages, search and counts, in SQL."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.orm import Session
+
+from formwork.runtime.definitions import FieldDef
+from formwork.runtime.errors import BadQuery, FieldError
+from formwork.runtime.registry import EntityMeta, Registry
+from formwork.runtime.writing import dump_record, from_row
+
+OPERATORS = ("eq", "ne", "lt", "lte", "gt", "gte", "in", "contains", "startswith", "isnull")
+RESERVED = frozenset({"sort", "page", "per_page", "q", "count"})
+MAX_PER_PAGE = 200
+COUNT_CAP = 10_000
+SYSTEM_SORTABLE = frozenset({"id", "created_at", "updated_at", "version"})
+
+
+@dataclass(frozen=True)
+class Page:
+    """One page of records and how many match (capped: `total_capped` says so)."""
+
+    items: list[dict[str, Any]]
+    total: int
+    total_capped: bool
+    page: int
+    per_page: int
+
+
+class Query:
+    """Translate query-string parameters into SQL against one entity's table."""
+
+    def __init__(self, registry: Registry, meta: EntityMeta) -> None:
+        self.registry = registry
+        self.meta = meta
+        self.table = meta.table
+        self.joins: dict[str, tuple[sa.FromClause, EntityMeta]] = {}
+        self.errors: list[FieldError] = []
+
+    # -- resolving names --------------------------------------------------------------------
+    def column(self, path: str, param: str) -> tuple[Any, FieldDef | None]:
+        """Return the column for `field` or `reference.field` (joining one level)."""
+        head, _, tail = path.partition(".")
+        if not tail:
+            return self._own_column(self.meta, self.table, head, param)
+        field_def = self.meta.entity.get_field(head)
+        target_key = field_def.kind.join_target(field_def, self.meta.entity) if field_def else None
+        if field_def is None or target_key is None:
+            self.errors.append(FieldError(param, "unknown_filter_field", {"name": path}))
+            return None, None
+        alias, target = self._join(head, target_key)
+        return self._own_column(target, alias, tail, param)
+
+    def _own_column(self, meta: EntityMeta, table: Any, name: str, param: str
+                    ) -> tuple[Any, FieldDef | None]:
+        if name in SYSTEM_SORTABLE or name in ("created_by", "updated_by"):
+            return table.c[name], None
+        field_def = meta.entity.get_field(name)
+        if field_def is None or not field_def.kind.stored:
+            self.errors.append(FieldError(param, "unknown_filter_field", {"name": name}))
+            return None, None
+        return table.c[name], field_def
+
+    def _join(self, head: str, target_key: str) -> tuple[sa.FromClause, EntityMeta]:
+        if head not in self.joins:
+            target = self.registry.meta(target_key)
+            self.joins[head] = (target.table.alias(f"j_{head}"), target)
+        return self.joins[head]
+
+    def from_clause(self) -> sa.FromClause:
+        """Return the table joined to every referenced table a filter or sort used."""
+        clause: sa.FromClause = self.table
+        for head, (alias, _target) in self.joins.items():
+            clause = clause.outerjoin(alias, alias.c.id == self.table.c[head])
+        return clause
+
+    # -- filters ----------------------------------------------------------------------------
+    def conditions(self, params: Mapping[str, Sequence[str]]) -> list[Any]:
+        """Return SQL conditions for every `field__op=value` parameter."""
+        out = []
+        for param, values in params.items():
+            if param in RESERVED:
+                continue
+            path, _, op = param.rpartition("__") if "__" in param else (param, "", "eq")
+            for text in values:
+                condition = self._condition(param, path, op, text)
+                if condition is not None:
+                    out.append(condition)
+        return out
+
+    def _condition(self, param: str, path: str, op: str, text: str) -> Any:
+        if op not in OPERATORS:
+            self.errors.append(FieldError(param, "unknown_operator",
+                                          {"op": op, "ops": ", ".join(OPERATORS)}))
+            return None
+        column, field_def = self.column(path, param)
+        if column is None:
+            return None
+        if field_def is not None and op not in field_def.kind.ops(field_def):
+            self.errors.append(FieldError(param, "operator_not_allowed", {"op": op, "name": path}))
+            return None
+        try:
+            return _build(field_def, column, op, text)
+        except (ValueError, ArithmeticError) as exc:
+            self.errors.append(FieldError(param, "invalid", {"detail": str(exc)}))
+            return None
+
+    def search(self, text: str) -> Any:
+        """Return an OR of case-insensitive `contains` over the entity's search fields."""
+        fields = self.meta.entity.search_fields
+        if not fields or not text:
+            return None
+        pattern = f"%{_escape_like(text)}%"
+        return sa.or_(*(self.table.c[name].ilike(pattern, escape="\\") for name in fields))
+
+    def order_by(self, sort: str | None) -> list[Any]:
+        """Return ORDER BY terms for `sort=-field,other` (id breaks ties)."""
+        terms = []
+        for item in filter(None, (sort or "").split(",")):
+            name = item.lstrip("-+")
+            column, field_def = self.column(name, "sort")
+            if column is None:
+                continue
+            if field_def is not None and not field_def.kind.sortable:
+                self.errors.append(FieldError("sort", "unknown_sort_field", {"name": name}))
+                continue
+            terms.append(column.desc() if item.startswith("-") else column.asc())
+        terms.append(self.table.c.id.desc() if not terms else self.table.c.id.asc())
+        return terms
+
+    def raise_errors(self) -> None:
+        """Raise BadQuery listing every problem found so far."""
+        if self.errors:
+            raise BadQuery(self.errors)
+
+
+def _build(field_def: FieldDef | None, column: Any, op: str, text: str) -> Any:
+    if op == "isnull":
+        flag = _parse_bool(text)
+        return column.is_(None) if flag else column.is_not(None)
+    if field_def is not None:
+        special = field_def.kind.filter_column(field_def, column, op, _parse_one(field_def, text))
+        if special is not None:
+            return special
+    if op == "in":
+        return column.in_([_parse_one(field_def, part) for part in text.split(",")])
+    if op in ("contains", "startswith"):
+        pattern = _escape_like(text)
+        pattern = f"%{pattern}%" if op == "contains" else f"{pattern}%"
+        return column.like(pattern, escape="\\")
+    value = _parse_one(field_def, text)
+    return {"eq": column.__eq__, "ne": column.__ne__, "lt": column.__lt__,
+            "lte": column.__le__, "gt": column.__gt__, "gte": column.__ge__}[op](value)
+
+
+def _parse_one(field_def: FieldDef | None, text: str) -> Any:
+    if field_def is None:
+        return int(text) if text.lstrip("-").isdigit() else text
+    return field_def.kind.parse_filter(field_def, text)
+
+
+def _parse_bool(text: str) -> bool:
+    lowered = text.lower()
+    if lowered in ("1", "true", "yes"):
+        return True
+    if lowered in ("0", "false", "no"):
+        return False
+    raise ValueError(f"'{text}' is not true or false")
+
+
+def _escape_like(text: str) -> str:
+    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+
+
+def _page_numbers(params: Mapping[str, Sequence[str]], errors: list[FieldError]) -> tuple[int, int]:
+    numbers = []
+    for name, default, limit in (("page", 1, 10**9), ("per_page", 50, MAX_PER_PAGE)):
+        raw = (params.get(name) or [str(default)])[0]
+        if not raw.isdigit() or not 1 <= int(raw) <= limit:
+            errors.append(FieldError(name, "bad_page", {"name": name, "limit": limit}))
+            numbers.append(default)
+        else:
+            numbers.append(int(raw))
+    return numbers[0], numbers[1]
+
+
+def list_records(session: Session, registry: Registry, meta: EntityMeta,
+                 params: Mapping[str, Sequence[str]], extra: Sequence[Any] = ()) -> Page:
+    """Return one page of records matching the parameters, with a capped count."""
+    query = Query(registry, meta)
+    where = query.conditions(params) + list(extra)
+    searched = query.search((params.get("q") or [""])[0])
+    if searched is not None:
+        where.append(searched)
+    order = query.order_by((params.get("sort") or [None])[0])
+    page, per_page = _page_numbers(params, query.errors)
+    query.raise_errors()
+    source = query.from_clause()
+    statement = (sa.select(meta.table).select_from(source).where(*where).order_by(*order)
+                 .limit(per_page).offset((page - 1) * per_page))
+    rows = session.execute(statement).mappings().all()
+    items = [dump_record(meta, from_row(meta, row), {}) for row in rows]
+    total, capped = _count(session, meta, source, where, page, per_page, len(items), params)
+    return Page(items, total, capped, page, per_page)
+
+
+def _count(session: Session, meta: EntityMeta, source: Any, where: list[Any], page: int,
+           per_page: int, found: int, params: Mapping[str, Sequence[str]]) -> tuple[int, bool]:
+    if (params.get("count") or ["1"])[0] in ("0", "false"):
+        return -1, True
+    if page == 1 and found < per_page:
+        return found, False
+    inner = sa.select(meta.table.c.id).select_from(source).where(*where).limit(COUNT_CAP + 1)
+    total = session.execute(sa.select(sa.func.count()).select_from(inner.subquery())).scalar()
+    total = int(total or 0)
+    return min(total, COUNT_CAP), total > COUNT_CAP
