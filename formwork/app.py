@@ -40,6 +40,10 @@ def _not_found(exc: Exception) -> Any:
 
 def _not_allowed(exc: Exception) -> Any:
     if request.path.startswith("/api/"):
-        return problem(405, "Method not allowed", "this endpoint does not accept "
-                       f"{request.method}", "method-not-allowed")
+        return problem(
+            405,
+            "Method not allowed",
+            f"this endpoint does not accept {request.method}",
+            "method-not-allowed",
+        )
     return exc

@@ -22,9 +22,9 @@ from formwork.auth.users import (
 from formwork.db import create_system_tables, get_session
 from formwork.runtime.errors import DefinitionInvalid, DestructiveChange
 from formwork.runtime.models import User
-from formwork.runtime.security import ACTIONS, ADMIN_ROLE
+from formwork.runtime.security import ADMIN_ROLE
 
-PASSWORD_FILE = "initial_admin_password"
+PASSWORD_FILE = "initial_admin_password"  # noqa: S105  (a file name)
 
 
 def main() -> None:
@@ -56,8 +56,10 @@ def init_command() -> None:
     session.commit()
     click.echo("Formwork database ready.")
     if password_file.exists():
-        click.echo(f"Sign in as admin / {password_file.read_text(encoding='utf-8').strip()}"
-                   f"  (kept in {password_file}; delete it after changing the password)")
+        click.echo(
+            f"Sign in as admin / {password_file.read_text(encoding='utf-8').strip()}"
+            f"  (kept in {password_file}; delete it after changing the password)"
+        )
 
 
 @click.group("user")
@@ -85,8 +87,9 @@ def user_create(username: str, password: str, roles: tuple[str, ...], display_na
 @user_group.command("token")
 @click.argument("username")
 @click.option("--name", default="cli", help="What the token is for.")
-@click.option("--days", default=90, type=click.IntRange(0, 3650),
-              help="Days until it expires (0: never).")
+@click.option(
+    "--days", default=90, type=click.IntRange(0, 3650), help="Days until it expires (0: never)."
+)
 @with_appcontext
 def user_token(username: str, name: str, days: int) -> None:
     """Create an API bearer token for a user and print it once."""
@@ -129,8 +132,9 @@ def entity_group() -> None:
 @click.argument("pack")
 @click.argument("files", nargs=-1, required=True, type=click.Path(dir_okay=False))
 @click.option("--confirm", is_flag=True, help="Allow changes that lose data.")
-@click.option("--keep-missing", is_flag=True,
-              help="Keep the pack's entities that the files do not mention.")
+@click.option(
+    "--keep-missing", is_flag=True, help="Keep the pack's entities that the files do not mention."
+)
 @with_appcontext
 def entity_apply(pack: str, files: tuple[str, ...], confirm: bool, keep_missing: bool) -> None:
     """Create or change PACK's entities from definition FILES (one transaction)."""
@@ -138,8 +142,13 @@ def entity_apply(pack: str, files: tuple[str, ...], confirm: bool, keep_missing:
 
     session = get_session()
     try:
-        done = apply_definitions(session, pack, read_definition_files(files), confirm=confirm,
-                                 remove_missing=not keep_missing)
+        done = apply_definitions(
+            session,
+            pack,
+            read_definition_files(files),
+            confirm=confirm,
+            remove_missing=not keep_missing,
+        )
     except (DefinitionInvalid, DestructiveChange) as exc:
         session.rollback()
         raise click.ClickException(_problems(exc)) from exc

@@ -35,8 +35,9 @@ def load_config(overrides: dict[str, Any] | None = None) -> dict[str, Any]:
     folder.mkdir(parents=True, exist_ok=True)
     config: dict[str, Any] = {
         "INSTANCE_PATH": str(folder),
-        "DATABASE_URL": os.environ.get("FORMWORK_DATABASE_URL",
-                                       f"sqlite:///{folder / 'formwork.db'}"),
+        "DATABASE_URL": os.environ.get(
+            "FORMWORK_DATABASE_URL", f"sqlite:///{folder / 'formwork.db'}"
+        ),
         "FILES_DIR": str(folder / "files"),
         "MAX_CONTENT_LENGTH": 32 * 1024 * 1024,
         "API_MAX_BODY": int(os.environ.get("FORMWORK_API_MAX_BODY", 1024 * 1024)),

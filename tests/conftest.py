@@ -41,16 +41,22 @@ def database_url(tmp_path: Path) -> str:
 
 def sample_documents() -> dict[str, Any]:
     """Return the sample definitions keyed by file path."""
-    return {p: json.loads(Path(p).read_text("utf-8"))
-            for p in sorted(glob.glob(str(SAMPLE / "*.json")))}
+    return {
+        p: json.loads(Path(p).read_text("utf-8")) for p in sorted(glob.glob(str(SAMPLE / "*.json")))
+    }
 
 
 @pytest.fixture
 def app(tmp_path: Path) -> Iterator[Flask]:
     """Return an app on an empty database with the platform tables."""
-    app = create_app({"INSTANCE_PATH": str(tmp_path / "instance"),
-                      "DATABASE_URL": database_url(tmp_path), "TESTING": True,
-                      "REGISTRY_TTL": 0.0})
+    app = create_app(
+        {
+            "INSTANCE_PATH": str(tmp_path / "instance"),
+            "DATABASE_URL": database_url(tmp_path),
+            "TESTING": True,
+            "REGISTRY_TTL": 0.0,
+        }
+    )
     create_system_tables(app.extensions["formwork.engine"])
     yield app
     app.extensions["formwork.engine"].dispose()
@@ -106,12 +112,14 @@ class Api:
         return self.client.get(path, headers=self._headers(kw.pop("headers", None)), **kw)
 
     def post(self, path: str, body: Any = None, **kw: Any) -> Any:
-        return self.client.post(path, json=body, headers=self._headers(kw.pop("headers", None)),
-                                **kw)
+        return self.client.post(
+            path, json=body, headers=self._headers(kw.pop("headers", None)), **kw
+        )
 
     def patch(self, path: str, body: Any = None, **kw: Any) -> Any:
-        return self.client.patch(path, json=body, headers=self._headers(kw.pop("headers", None)),
-                                 **kw)
+        return self.client.patch(
+            path, json=body, headers=self._headers(kw.pop("headers", None)), **kw
+        )
 
     def delete(self, path: str, **kw: Any) -> Any:
         return self.client.delete(path, headers=self._headers(kw.pop("headers", None)), **kw)

@@ -40,8 +40,9 @@ def _authenticate() -> Any:
         return None
     principal = current_principal()
     if principal is None:
-        return problem(401, "Unauthorized", "sign in or send 'Authorization: Bearer <token>'",
-                       "unauthorized")
+        return problem(
+            401, "Unauthorized", "sign in or send 'Authorization: Bearer <token>'", "unauthorized"
+        )
     if request.method in UNSAFE and g.get("auth_method") == "session":
         try:
             validate_csrf(request.headers.get("X-CSRFToken", ""))
@@ -74,12 +75,12 @@ def _runtime_failure(exc: RuntimeFailure) -> Any:
 
 @bp.errorhandler(HTTPException)
 def _http_error(exc: HTTPException) -> Any:
-    return problem(exc.code or 500, exc.name, exc.description or exc.name,
-                   exc.name.lower().replace(" ", "-"))
+    return problem(
+        exc.code or 500, exc.name, exc.description or exc.name, exc.name.lower().replace(" ", "-")
+    )
 
 
 @bp.errorhandler(Exception)
 def _unexpected(exc: Exception) -> Any:
     current_app.logger.exception("unexpected API error")
-    return problem(500, "Internal error", "an unexpected error occurred; it was logged",
-                   "internal")
+    return problem(500, "Internal error", "an unexpected error occurred; it was logged", "internal")

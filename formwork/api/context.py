@@ -25,8 +25,9 @@ def record_service() -> RecordService:
     """Return a record service for the request's principal."""
     principal = current_principal()
     assert principal is not None  # the API's before_request refused anonymous calls
-    return RecordService(get_session(), registry(), principal,
-                         current_app.extensions["formwork.events"])
+    return RecordService(
+        get_session(), registry(), principal, current_app.extensions["formwork.events"]
+    )
 
 
 def entity_key(pack: str, entity: str) -> str:

@@ -27,14 +27,20 @@ def upload_file() -> Any:
     principal = current_principal()
     session = get_session()
     try:
-        row = _store().save(session, upload.stream, upload.filename, upload.mimetype,
-                            current_app.config["MAX_UPLOAD_SIZE"],
-                            principal.user_id if principal else None)
+        row = _store().save(
+            session,
+            upload.stream,
+            upload.filename,
+            upload.mimetype,
+            current_app.config["MAX_UPLOAD_SIZE"],
+            principal.user_id if principal else None,
+        )
     except FileTooLarge as exc:
         raise ValidationFailed([FieldError("/file", "invalid", {"detail": str(exc)})]) from exc
     session.commit()
-    return jsonify(id=row.id, name=row.name, size=row.size, content_type=row.content_type,
-                   sha256=row.sha256), 201
+    return jsonify(
+        id=row.id, name=row.name, size=row.size, content_type=row.content_type, sha256=row.sha256
+    ), 201
 
 
 @bp.get("/files/<file_id>")
@@ -43,5 +49,10 @@ def download_file(file_id: str) -> Any:
     row = get_session().get(StoredFile, file_id) if len(file_id) == 32 else None
     if row is None:
         raise NotFound(f"file {file_id} does not exist")
-    return send_file(_store().path(row.id), mimetype=row.content_type, as_attachment=True,
-                     download_name=row.name, max_age=0)
+    return send_file(
+        _store().path(row.id),
+        mimetype=row.content_type,
+        as_attachment=True,
+        download_name=row.name,
+        max_age=0,
+    )

@@ -26,8 +26,13 @@ def list_view(pack: str, entity: str) -> Any:
     service = record_service()
     service.principal.require(key, "read")
     page = list_records(get_session(), registry(), registry().meta(key), _params())
-    return jsonify(items=page.items, total=page.total, total_capped=page.total_capped,
-                   page=page.page, per_page=page.per_page)
+    return jsonify(
+        items=page.items,
+        total=page.total,
+        total_capped=page.total_capped,
+        page=page.page,
+        per_page=page.per_page,
+    )
 
 
 @bp.post("/<pack>/<entity>")
@@ -96,7 +101,7 @@ def history_view(pack: str, entity: str, record_id: int) -> Any:
 
 
 def _if_match() -> int | None:
-    tag = (request.headers.get("If-Match") or "").strip().strip('"').removeprefix("W/\"")
+    tag = (request.headers.get("If-Match") or "").strip().strip('"').removeprefix('W/"')
     if not tag.isdigit():
         raise ValidationFailed([FieldError("If-Match", "type", {"expected": "integer"})])
     return int(tag)

@@ -90,8 +90,11 @@ def login() -> Any:
             session.commit()
             login_user(LoginUser(user))
             target = request.args.get("next", "")
-            return redirect(target if target.startswith("/") and not target.startswith("//")
-                            else url_for("web.home"))
+            return redirect(
+                target
+                if target.startswith("/") and not target.startswith("//")
+                else url_for("web.home")
+            )
         flash("用户名或密码错误 / Wrong username or password", "danger")
     return render_template("auth/login.html", form=form), 200 if request.method == "GET" else 401
 

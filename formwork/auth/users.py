@@ -15,7 +15,7 @@ from formwork.runtime.models import ApiToken, Role, RolePermission, User, UserRo
 from formwork.runtime.security import ACTIONS, ADMIN_ROLE
 
 MIN_PASSWORD = 8
-TOKEN_PREFIX = "fw_"
+TOKEN_PREFIX = "fw_"  # noqa: S105  (a prefix, not a secret)
 USERNAME_RE = r"^[A-Za-z0-9_.@-]{2,64}$"
 
 
@@ -41,8 +41,14 @@ def ensure_role(session: Session, name: str, label: dict[str, str] | None = None
     return role
 
 
-def create_user(session: Session, username: str, password: str, roles: Iterable[str] = (),
-                display_name: str = "", email: str | None = None) -> User:
+def create_user(
+    session: Session,
+    username: str,
+    password: str,
+    roles: Iterable[str] = (),
+    display_name: str = "",
+    email: str | None = None,
+) -> User:
     """Create a user with a hashed password and the given roles (created when missing)."""
     import re
 
@@ -51,8 +57,12 @@ def create_user(session: Session, username: str, password: str, roles: Iterable[
     if session.scalar(sa.select(User.id).where(User.username == username)) is not None:
         raise UserError(f"user '{username}' already exists")
     check_password_policy(password)
-    user = User(username=username, display_name=display_name or username, email=email,
-                password_hash=generate_password_hash(password))
+    user = User(
+        username=username,
+        display_name=display_name or username,
+        email=email,
+        password_hash=generate_password_hash(password),
+    )
     session.add(user)
     session.flush()
     for role in roles:
@@ -76,9 +86,13 @@ def grant(session: Session, role: str, entity: str, actions: Iterable[str]) -> N
     for action in actions:
         if action not in ACTIONS:
             raise UserError(f"unknown action '{action}'; use {', '.join(ACTIONS)}")
-        exists = session.scalar(sa.select(RolePermission.id).where(
-            RolePermission.role == role, RolePermission.entity == entity,
-            RolePermission.action == action))
+        exists = session.scalar(
+            sa.select(RolePermission.id).where(
+                RolePermission.role == role,
+                RolePermission.entity == entity,
+                RolePermission.action == action,
+            )
+        )
         if exists is None:
             session.add(RolePermission(role=role, entity=entity, action=action))
     session.flush()
@@ -89,13 +103,19 @@ def hash_token(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
 
-def create_token(session: Session, user: User, name: str = "",
-                 days: int | None = 90) -> str:
+def create_token(session: Session, user: User, name: str = "", days: int | None = 90) -> str:
     """Create an API token for a user and return it (shown once, stored hashed)."""
     token = TOKEN_PREFIX + secrets.token_urlsafe(32)
     expires = utcnow() + dt.timedelta(days=days) if days else None
-    session.add(ApiToken(user_id=user.id, name=name, prefix=token[:10],
-                         token_hash=hash_token(token), expires_at=expires))
+    session.add(
+        ApiToken(
+            user_id=user.id,
+            name=name,
+            prefix=token[:10],
+            token_hash=hash_token(token),
+            expires_at=expires,
+        )
+    )
     session.flush()
     return token
 
@@ -114,5 +134,7 @@ def user_for_token(session: Session, token: str) -> User | None:
 
 def is_admin_present(session: Session) -> bool:
     """Return True when some user holds the admin role."""
-    return session.scalar(sa.select(UserRole.user_id).where(UserRole.role == ADMIN_ROLE)
-                          .limit(1)) is not None
+    return (
+        session.scalar(sa.select(UserRole.user_id).where(UserRole.role == ADMIN_ROLE).limit(1))
+        is not None
+    )

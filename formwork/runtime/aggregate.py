@@ -32,8 +32,13 @@ def period(column: Any, unit: str, dialect: str) -> Any:
     return sa.func.to_char(source, formats[unit])
 
 
-def aggregate(session: Session, registry: Registry, meta: EntityMeta,
-              params: Mapping[str, Sequence[str]], extra: Sequence[Any] = ()) -> list[dict[str, Any]]:
+def aggregate(
+    session: Session,
+    registry: Registry,
+    meta: EntityMeta,
+    params: Mapping[str, Sequence[str]],
+    extra: Sequence[Any] = (),
+) -> list[dict[str, Any]]:
     """Return one row per group with `count` and the requested aggregates, computed in SQL."""
     query = Query(registry, meta)
     filters = {k: v for k, v in params.items() if k not in AGGREGATE_PARAMS}
@@ -46,15 +51,21 @@ def aggregate(session: Session, registry: Registry, meta: EntityMeta,
     columns = [expr.label(f"g{i}") for i, (_l, expr) in enumerate(groups)]
     columns.append(sa.func.count().label("count"))
     columns += [expr.label(f"m{i}") for i, (_name, expr, _field) in enumerate(measures)]
-    statement = (sa.select(*columns).select_from(query.from_clause()).where(*where)
-                 .group_by(*(expr for _l, expr in groups))
-                 .order_by(*(expr for _l, expr in groups)).limit(MAX_GROUPS))
+    statement = (
+        sa.select(*columns)
+        .select_from(query.from_clause())
+        .where(*where)
+        .group_by(*(expr for _l, expr in groups))
+        .order_by(*(expr for _l, expr in groups))
+        .limit(MAX_GROUPS)
+    )
     out = []
     for row in session.execute(statement):
         item: dict[str, Any] = {label: _json(row[i]) for i, label in enumerate(labels)}
-        item["count"] = row.count
+        count = int(row[len(labels)])
+        item["count"] = count
         for i, (name, _expr, field_def) in enumerate(measures):
-            item[name] = _measure_value(name, row[len(labels) + 1 + i], row.count, field_def)
+            item[name] = _measure_value(name, row[len(labels) + 1 + i], count, field_def)
         out.append(item)
     return out
 
@@ -71,12 +82,16 @@ def _groups(query: Query, names: list[str], dialect: str) -> list[tuple[str, Any
         if column is None:
             continue
         if field_def is not None and not field_def.kind.groupable:
-            query.errors.append(FieldError("group", "bad_aggregate",
-                                           {"detail": f"cannot group by '{path}'"}))
+            query.errors.append(
+                FieldError("group", "bad_aggregate", {"detail": f"cannot group by '{path}'"})
+            )
             continue
         if unit and unit not in PERIODS:
-            query.errors.append(FieldError("group", "bad_aggregate",
-                                           {"detail": f"unknown period '{unit}'; use {PERIODS}"}))
+            query.errors.append(
+                FieldError(
+                    "group", "bad_aggregate", {"detail": f"unknown period '{unit}'; use {PERIODS}"}
+                )
+            )
             continue
         groups.append((name, period(column, unit, dialect) if unit else column))
     return groups
@@ -91,11 +106,16 @@ def _measures(query: Query, params: Mapping[str, Sequence[str]]) -> list[tuple[s
                 continue
             summable = field_def is not None and field_def.kind.can_aggregate(field_def)
             if function in ("sum", "avg") and not summable:
-                query.errors.append(FieldError(function, "bad_aggregate",
-                                               {"detail": f"cannot {function} '{path}'"}))
+                query.errors.append(
+                    FieldError(function, "bad_aggregate", {"detail": f"cannot {function} '{path}'"})
+                )
                 continue
             # avg is sum/count in Python so it stays exact on every database.
-            sql = sa.func.sum(column) if function in ("sum", "avg") else getattr(sa.func, function)(column)
+            sql = (
+                sa.func.sum(column)
+                if function in ("sum", "avg")
+                else getattr(sa.func, function)(column)
+            )
             measures.append((f"{function}_{path}", sql, field_def))
     return measures
 
@@ -120,5 +140,10 @@ def _json(value: Any) -> Any:
 def check_params(params: Mapping[str, Sequence[str]]) -> None:
     """Raise BadQuery when no group or measure was asked for."""
     if not params.get("group") and not any(params.get(f) for f in FUNCTIONS):
-        raise BadQuery([FieldError("group", "bad_aggregate",
-                                   {"detail": "give group= and/or sum=/avg=/min=/max="})])
+        raise BadQuery(
+            [
+                FieldError(
+                    "group", "bad_aggregate", {"detail": "give group= and/or sum=/avg=/min=/max="}
+                )
+            ]
+        )

@@ -6,7 +6,7 @@ import hashlib
 import mimetypes
 import secrets
 from pathlib import Path
-from typing import BinaryIO
+from typing import IO
 
 from sqlalchemy.orm import Session
 
@@ -36,8 +36,15 @@ class FileStore:
         """Return where a file's bytes live."""
         return self.root / file_id[:2] / file_id
 
-    def save(self, session: Session, stream: BinaryIO, name: str, content_type: str | None,
-             limit: int, user_id: int | None) -> StoredFile:
+    def save(
+        self,
+        session: Session,
+        stream: IO[bytes],
+        name: str,
+        content_type: str | None,
+        limit: int,
+        user_id: int | None,
+    ) -> StoredFile:
         """Store the stream's bytes (refusing more than `limit`) and record them."""
         file_id = secrets.token_hex(16)
         target = self.path(file_id)
@@ -56,9 +63,14 @@ class FileStore:
             raise
         clean = safe_name(name)
         guessed = mimetypes.guess_type(clean)[0]
-        row = StoredFile(id=file_id, name=clean, size=size, sha256=digest.hexdigest(),
-                         content_type=guessed or content_type or "application/octet-stream",
-                         created_by=user_id)
+        row = StoredFile(
+            id=file_id,
+            name=clean,
+            size=size,
+            sha256=digest.hexdigest(),
+            content_type=guessed or content_type or "application/octet-stream",
+            created_by=user_id,
+        )
         session.add(row)
         session.flush()
         return row

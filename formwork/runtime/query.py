@@ -56,8 +56,9 @@ class Query:
         alias, target = self._join(head, target_key)
         return self._own_column(target, alias, tail, param)
 
-    def _own_column(self, meta: EntityMeta, table: Any, name: str, param: str
-                    ) -> tuple[Any, FieldDef | None]:
+    def _own_column(
+        self, meta: EntityMeta, table: Any, name: str, param: str
+    ) -> tuple[Any, FieldDef | None]:
         if name in SYSTEM_SORTABLE or name in ("created_by", "updated_by"):
             return table.c[name], None
         field_def = meta.entity.get_field(name)
@@ -95,8 +96,9 @@ class Query:
 
     def _condition(self, param: str, path: str, op: str, text: str) -> Any:
         if op not in OPERATORS:
-            self.errors.append(FieldError(param, "unknown_operator",
-                                          {"op": op, "ops": ", ".join(OPERATORS)}))
+            self.errors.append(
+                FieldError(param, "unknown_operator", {"op": op, "ops": ", ".join(OPERATORS)})
+            )
             return None
         column, field_def = self.column(path, param)
         if column is None:
@@ -154,8 +156,14 @@ def _build(field_def: FieldDef | None, column: Any, op: str, text: str) -> Any:
         pattern = f"%{pattern}%" if op == "contains" else f"{pattern}%"
         return column.like(pattern, escape="\\")
     value = _parse_one(field_def, text)
-    return {"eq": column.__eq__, "ne": column.__ne__, "lt": column.__lt__,
-            "lte": column.__le__, "gt": column.__gt__, "gte": column.__ge__}[op](value)
+    return {
+        "eq": column.__eq__,
+        "ne": column.__ne__,
+        "lt": column.__lt__,
+        "lte": column.__le__,
+        "gt": column.__gt__,
+        "gte": column.__ge__,
+    }[op](value)
 
 
 def _parse_one(field_def: FieldDef | None, text: str) -> Any:
@@ -189,28 +197,47 @@ def _page_numbers(params: Mapping[str, Sequence[str]], errors: list[FieldError])
     return numbers[0], numbers[1]
 
 
-def list_records(session: Session, registry: Registry, meta: EntityMeta,
-                 params: Mapping[str, Sequence[str]], extra: Sequence[Any] = ()) -> Page:
+def list_records(
+    session: Session,
+    registry: Registry,
+    meta: EntityMeta,
+    params: Mapping[str, Sequence[str]],
+    extra: Sequence[Any] = (),
+) -> Page:
     """Return one page of records matching the parameters, with a capped count."""
     query = Query(registry, meta)
     where = query.conditions(params) + list(extra)
     searched = query.search((params.get("q") or [""])[0])
     if searched is not None:
         where.append(searched)
-    order = query.order_by((params.get("sort") or [None])[0])
+    order = query.order_by((params.get("sort") or [""])[0])
     page, per_page = _page_numbers(params, query.errors)
     query.raise_errors()
     source = query.from_clause()
-    statement = (sa.select(meta.table).select_from(source).where(*where).order_by(*order)
-                 .limit(per_page).offset((page - 1) * per_page))
+    statement = (
+        sa.select(meta.table)
+        .select_from(source)
+        .where(*where)
+        .order_by(*order)
+        .limit(per_page)
+        .offset((page - 1) * per_page)
+    )
     rows = session.execute(statement).mappings().all()
-    items = [dump_record(meta, from_row(meta, row), {}) for row in rows]
+    items = [dump_record(meta, from_row(meta, dict(row)), {}) for row in rows]
     total, capped = _count(session, meta, source, where, page, per_page, len(items), params)
     return Page(items, total, capped, page, per_page)
 
 
-def _count(session: Session, meta: EntityMeta, source: Any, where: list[Any], page: int,
-           per_page: int, found: int, params: Mapping[str, Sequence[str]]) -> tuple[int, bool]:
+def _count(
+    session: Session,
+    meta: EntityMeta,
+    source: Any,
+    where: list[Any],
+    page: int,
+    per_page: int,
+    found: int,
+    params: Mapping[str, Sequence[str]],
+) -> tuple[int, bool]:
     if (params.get("count") or ["1"])[0] in ("0", "false"):
         return -1, True
     if page == 1 and found < per_page:

@@ -179,7 +179,7 @@ class RecordService:
             raise ValidationFailed(
                 [FieldError("/", "invalid", {"detail": _integrity(exc)})]
             ) from exc
-        return int(result.inserted_primary_key[0])  # type: ignore[index]
+        return int(result.inserted_primary_key[0])  # type: ignore[attr-defined]
 
     def _update_row(
         self,

@@ -7,6 +7,7 @@ from collections.abc import Mapping
 from typing import Any
 
 import sqlalchemy as sa
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from formwork.runtime.definitions import EntityDef, qualify
@@ -58,7 +59,7 @@ class SaveContext:
         queue instead of sharing a number, and a rolled-back insert gives its number back.
         """
         full_key = f"{self.entity.key}:{key}"[:200]
-        table = Sequence.__table__
+        table: sa.Table = Sequence.__table__  # type: ignore[assignment]
         bump = (
             sa.update(table)
             .where(table.c.key == full_key)
@@ -67,8 +68,11 @@ class SaveContext:
         )
         value = self.session.execute(bump).scalar()
         if value is None:
-            with self.session.begin_nested():
-                self.session.execute(sa.insert(table).values(key=full_key, value=0))
+            try:
+                with self.session.begin_nested():
+                    self.session.execute(sa.insert(table).values(key=full_key, value=0))
+            except IntegrityError:
+                pass  # another transaction created the counter first; use it
             value = self.session.execute(bump).scalar()
         return int(value)  # type: ignore[arg-type]
 

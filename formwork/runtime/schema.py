@@ -51,24 +51,39 @@ def cross_check(entities: Mapping[str, EntityDef]) -> list[FieldError]:
                 if target not in entities:
                     problems.append(_unknown_target(entity, field_def.name, target, entities))
         if entity.child_of and qualify(entity.pack, entity.child_of) not in entities:
-            problems.append(FieldError(f"{entity.key}#/x-formwork/child_of", "schema", {
-                "detail": f"parent entity '{entity.child_of}' does not exist"}))
+            problems.append(
+                FieldError(
+                    f"{entity.key}#/x-formwork/child_of",
+                    "schema",
+                    {"detail": f"parent entity '{entity.child_of}' does not exist"},
+                )
+            )
     return problems
 
 
-def _unknown_target(entity: EntityDef, field: str, target: str,
-                    entities: Mapping[str, EntityDef]) -> FieldError:
+def _unknown_target(
+    entity: EntityDef, field: str, target: str, entities: Mapping[str, EntityDef]
+) -> FieldError:
     close = difflib.get_close_matches(target, list(entities), n=1)
     names = {k.split(".", 1)[1]: k for k in entities}
     close = close or [names[target.split(".", 1)[1]]] if target.split(".", 1)[1] in names else close
     hint = f"; did you mean '{close[0]}'?" if close else ""
-    return FieldError(f"{entity.key}#/properties/{field}/x-formwork/entity", "schema",
-                      {"detail": f"reference to unknown entity '{target}'{hint}"})
+    return FieldError(
+        f"{entity.key}#/properties/{field}/x-formwork/entity",
+        "schema",
+        {"detail": f"reference to unknown entity '{target}'{hint}"},
+    )
 
 
-def apply_definitions(session: Session, pack: str, documents: Mapping[str, Any], *,
-                      confirm: bool = False, user_id: int | None = None,
-                      remove_missing: bool = True) -> list[str]:
+def apply_definitions(
+    session: Session,
+    pack: str,
+    documents: Mapping[str, Any],
+    *,
+    confirm: bool = False,
+    user_id: int | None = None,
+    remove_missing: bool = True,
+) -> list[str]:
     """Make the pack's entities match `documents`; return what was done, one line each.
 
     Raises DefinitionInvalid (nothing written) or DestructiveChange (nothing written,
@@ -86,9 +101,14 @@ def apply_definitions(session: Session, pack: str, documents: Mapping[str, Any],
         return []
     apply_operations(session.connection(), operations, confirm=confirm)
     _store(session, pack, old, new)
-    session.add(Migration(pack=pack, operations=[op.to_json() for op in operations],
-                          description="\n".join(op.describe() for op in operations),
-                          applied_by=user_id))
+    session.add(
+        Migration(
+            pack=pack,
+            operations=[op.to_json() for op in operations],
+            description="\n".join(op.describe() for op in operations),
+            applied_by=user_id,
+        )
+    )
     bump_version(session)
     return [op.describe() for op in operations] or [f"updated definitions of pack {pack}"]
 
@@ -97,8 +117,9 @@ def _same(old: EntityDef | None, new: EntityDef) -> bool:
     return old is not None and digest(old.document) == digest(new.document)
 
 
-def _store(session: Session, pack: str, old: Mapping[str, EntityDef],
-           new: Mapping[str, EntityDef]) -> None:
+def _store(
+    session: Session, pack: str, old: Mapping[str, EntityDef], new: Mapping[str, EntityDef]
+) -> None:
     gone = set(old) - set(new)
     if gone:
         session.execute(sa.delete(EntityRecord).where(EntityRecord.key.in_(gone)))

@@ -146,7 +146,9 @@ def _field_error(error: jsonschema.ValidationError, pointer: str) -> FieldError:
         missing = error.message.split("'")[1] if "'" in error.message else ""
         return FieldError(f"{path}/{missing}", "required")
     if kind == "additionalProperties":
-        extra = sorted(set(error.instance) - set(error.schema.get("properties", {})))
+        schema = error.schema if isinstance(error.schema, dict) else {}
+        instance = error.instance if isinstance(error.instance, dict) else {}
+        extra = sorted(set(instance) - set(schema.get("properties", {})))
         return FieldError(
             f"{path}/{extra[0] if extra else ''}", "unknown_field", {"name": ", ".join(extra)}
         )
@@ -164,12 +166,12 @@ def _field_error(error: jsonschema.ValidationError, pointer: str) -> FieldError:
             {"pattern": error.validator_value},
         )
     if kind == "enum":
-        options = ", ".join(str(v) for v in error.validator_value if v is not None)
+        options = ", ".join(str(v) for v in _as_list(error.validator_value) if v is not None)
         return FieldError(path, "choice", {"value": error.instance, "options": options})
     if kind == "format":
         return FieldError(path, "date" if error.validator_value == "date" else "datetime")
     return FieldError(path, "invalid", {"detail": error.message})
 
 
-def _as_list(value: Any) -> list[str]:
+def _as_list(value: Any) -> list[Any]:
     return value if isinstance(value, list) else [value]

@@ -25,7 +25,7 @@ def compute_fields(meta: EntityMeta, converted: Converted, ctx: SaveContext) -> 
 
     Line items are computed first so that a parent's expression can sum them.
     """
-    record = {f.name: None for f in meta.entity.stored_fields()}
+    record: dict[str, Any] = {f.name: None for f in meta.entity.stored_fields()}
     record.update(converted.values)
     for name, child in meta.children:
         rows = converted.children.get(name, [])
@@ -125,7 +125,7 @@ def read_row(
     row = session.execute(query).mappings().first()
     if row is None:
         raise NotFound(f"{meta.entity.key} {record_id} does not exist")
-    return from_row(meta, row)
+    return from_row(meta, dict(row))
 
 
 def from_row(meta: EntityMeta, row: Mapping[str, Any]) -> dict[str, Any]:
@@ -155,7 +155,7 @@ def read_children(
             .order_by(table.c.parent_id, table.c.row_order, table.c.id)
         ).mappings()
         for row in rows:
-            out[row["parent_id"]][name].append(from_row(child, row))
+            out[row["parent_id"]][name].append(from_row(child, dict(row)))
     return out
 
 
@@ -209,7 +209,7 @@ def _write_row(
     if old is None:
         values = {**stored, **stamp, "parent_id": parent_id, "row_order": order, "version": 1}
         result = session.execute(sa.insert(table).values(values))
-        row_id = int(result.inserted_primary_key[0])  # type: ignore[index]
+        row_id = int(result.inserted_primary_key[0])  # type: ignore[attr-defined]
     else:
         row_id = old["id"]
         changed = {
@@ -248,7 +248,7 @@ def dump_record(
     out["version"] = values.get("version")
     for key in SYSTEM_OUT:
         stamp = values.get(key)
-        out[key] = stamp.isoformat() if hasattr(stamp, "isoformat") else stamp
+        out[key] = stamp.isoformat() if isinstance(stamp, dt.datetime) else stamp
     for name, child in meta.children:
         out[name] = [dump_values(child, row) for row in children.get(name, [])]
     return out

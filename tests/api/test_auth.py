@@ -30,14 +30,16 @@ def test_session_login_and_csrf_on_api_writes(sample, users):
     page = client.get("/login")
     assert page.status_code == 200
     token = page.data.decode().split('name="csrf_token" type="hidden" value="')[1].split('"')[0]
-    response = client.post("/login", data={"username": "admin", "password": "Secret-pass-1",
-                                           "csrf_token": token})
+    response = client.post(
+        "/login", data={"username": "admin", "password": "Secret-pass-1", "csrf_token": token}
+    )
     assert response.status_code == 302
     assert client.get(f"{BASE}/project").status_code == 200
     no_csrf = client.post(f"{BASE}/project", json={"code": "P1", "name": "x"})
     assert no_csrf.status_code == 403
-    ok = client.post(f"{BASE}/project", json={"code": "P1", "name": "x"},
-                     headers={"X-CSRFToken": token})
+    ok = client.post(
+        f"{BASE}/project", json={"code": "P1", "name": "x"}, headers={"X-CSRFToken": token}
+    )
     assert ok.status_code == 201
 
 
@@ -45,8 +47,9 @@ def test_wrong_password_is_refused(sample, users):
     client = sample.test_client()
     page = client.get("/login").data.decode()
     token = page.split('name="csrf_token" type="hidden" value="')[1].split('"')[0]
-    response = client.post("/login", data={"username": "admin", "password": "wrong-pass-1",
-                                           "csrf_token": token})
+    response = client.post(
+        "/login", data={"username": "admin", "password": "wrong-pass-1", "csrf_token": token}
+    )
     assert response.status_code == 401
     assert client.get(f"{BASE}/project").status_code == 401
 

@@ -17,30 +17,40 @@ def errors(response):
 
 
 def test_malformed_json(api):
-    response = api.client.post(f"{BASE}/project", data="{not json", headers={
-        **api._headers(), "Content-Type": "application/json"})
+    response = api.client.post(
+        f"{BASE}/project",
+        data="{not json",
+        headers={**api._headers(), "Content-Type": "application/json"},
+    )
     assert response.status_code == 422
     assert "/" in errors(response)
     assert count(api) == 0
 
 
-@pytest.mark.parametrize(("body", "pointer", "code"), [
-    ({"code": "P1", "name": "x", "colour": "red"}, "/colour", "unknown_field"),
-    ({"code": "P1"}, "/name", "required"),
-    ({"code": "P1", "name": None}, "/name", "required"),
-    ({"code": 12, "name": "x"}, "/code", "type"),
-    ({"code": "P1", "name": "x", "contract_value": "12,5"}, "/contract_value", "decimal"),
-    ({"code": "P1", "name": "x", "contract_value": "abc"}, "/contract_value", "decimal"),
-    ({"code": "P1", "name": "x", "contract_value": "1.234"}, "/contract_value", "decimal_digits"),
-    ({"code": "P1", "name": "x", "contract_value": "-5"}, "/contract_value", "minimum"),
-    ({"code": "P1", "name": "x" * 101}, "/name", "max_length"),
-    ({"code": "p 1", "name": "x"}, "/code", "pattern"),
-    ({"code": "P1", "name": "x", "status": "demolished"}, "/status", "choice"),
-    ({"code": "P1", "name": "x", "tags": ["moon"]}, "/tags/0", "choice"),
-    ({"code": "P1", "name": "x", "start_date": "2026-02-30"}, "/start_date", "date"),
-    ({"code": "P1", "name": "x", "manager": 999}, "/manager", "user_missing"),
-    ({"code": "P1", "name": "x", "active": "yes"}, "/active", "type"),
-])
+@pytest.mark.parametrize(
+    ("body", "pointer", "code"),
+    [
+        ({"code": "P1", "name": "x", "colour": "red"}, "/colour", "unknown_field"),
+        ({"code": "P1"}, "/name", "required"),
+        ({"code": "P1", "name": None}, "/name", "required"),
+        ({"code": 12, "name": "x"}, "/code", "type"),
+        ({"code": "P1", "name": "x", "contract_value": "12,5"}, "/contract_value", "decimal"),
+        ({"code": "P1", "name": "x", "contract_value": "abc"}, "/contract_value", "decimal"),
+        (
+            {"code": "P1", "name": "x", "contract_value": "1.234"},
+            "/contract_value",
+            "decimal_digits",
+        ),
+        ({"code": "P1", "name": "x", "contract_value": "-5"}, "/contract_value", "minimum"),
+        ({"code": "P1", "name": "x" * 101}, "/name", "max_length"),
+        ({"code": "p 1", "name": "x"}, "/code", "pattern"),
+        ({"code": "P1", "name": "x", "status": "demolished"}, "/status", "choice"),
+        ({"code": "P1", "name": "x", "tags": ["moon"]}, "/tags/0", "choice"),
+        ({"code": "P1", "name": "x", "start_date": "2026-02-30"}, "/start_date", "date"),
+        ({"code": "P1", "name": "x", "manager": 999}, "/manager", "user_missing"),
+        ({"code": "P1", "name": "x", "active": "yes"}, "/active", "type"),
+    ],
+)
 def test_bad_values_are_refused_per_field(api, body, pointer, code):
     response = api.post(f"{BASE}/project", body)
     assert response.status_code == 422, response.get_json()
@@ -62,9 +72,14 @@ def test_every_problem_is_listed_and_messages_follow_the_language(api):
 
 def test_child_rows_report_their_pointer_and_nothing_is_written(api):
     project = api.post(f"{BASE}/project", {"code": "P1", "name": "x"}).get_json()
-    body = {"project": project["id"], "work_date": "2026-11-20",
-            "lines": [{"worker": "a", "days": "1", "day_rate": "1"},
-                      {"worker": "b", "days": "2", "day_rate": "x"}]}
+    body = {
+        "project": project["id"],
+        "work_date": "2026-11-20",
+        "lines": [
+            {"worker": "a", "days": "1", "day_rate": "1"},
+            {"worker": "b", "days": "2", "day_rate": "x"},
+        ],
+    }
     response = api.post(f"{BASE}/day_sheet", body)
     found = errors(response)
     assert found["/lines/1/days"]["code"] == "maximum"
@@ -73,8 +88,9 @@ def test_child_rows_report_their_pointer_and_nothing_is_written(api):
 
 
 def test_missing_reference_and_rule(api):
-    response = api.post(f"{BASE}/day_sheet", {"project": 424242, "work_date": "2026-11-20",
-                                              "headcount": 500})
+    response = api.post(
+        f"{BASE}/day_sheet", {"project": 424242, "work_date": "2026-11-20", "headcount": 500}
+    )
     found = errors(response)
     assert found["/project"]["code"] == "reference_missing"
     assert found["/headcount"]["code"] == "rule"
@@ -94,8 +110,10 @@ def test_read_only_fields_cannot_be_written(api):
     sheet = sheet.get_json()
     response = api.patch(f"{BASE}/day_sheet/{sheet['id']}", {"version": 1, "number": "X-1"})
     assert errors(response)["/number"]["code"] == "read_only"
-    echo = api.patch(f"{BASE}/day_sheet/{sheet['id']}",
-                     {"version": 1, "number": sheet["number"], "location": "B"})
+    echo = api.patch(
+        f"{BASE}/day_sheet/{sheet['id']}",
+        {"version": 1, "number": sheet["number"], "location": "B"},
+    )
     assert echo.status_code == 200
 
 
@@ -107,19 +125,22 @@ def test_body_over_the_limit(api, sample):
     assert count(api) == 0
 
 
-@pytest.mark.parametrize(("query", "param"), [
-    ("colour=red", "colour"),
-    ("name__like=x", "name__like"),
-    ("tags__gt=a", "tags__gt"),
-    ("sort=colour", "sort"),
-    ("per_page=1000", "per_page"),
-    ("page=0", "page"),
-    ("contract_value__gt=abc", "contract_value__gt"),
-    ("start_date__lt=yesterday", "start_date__lt"),
-    ("status=demolished", "status"),
-    ("manager__isnull=maybe", "manager__isnull"),
-    ("project.colour__eq=1", "project.colour__eq"),
-])
+@pytest.mark.parametrize(
+    ("query", "param"),
+    [
+        ("colour=red", "colour"),
+        ("name__like=x", "name__like"),
+        ("tags__gt=a", "tags__gt"),
+        ("sort=colour", "sort"),
+        ("per_page=1000", "per_page"),
+        ("page=0", "page"),
+        ("contract_value__gt=abc", "contract_value__gt"),
+        ("start_date__lt=yesterday", "start_date__lt"),
+        ("status=demolished", "status"),
+        ("manager__isnull=maybe", "manager__isnull"),
+        ("project.colour__eq=1", "project.colour__eq"),
+    ],
+)
 def test_bad_filters(api, query, param):
     response = api.get(f"{BASE}/project?{query}")
     assert response.status_code == 400, response.get_json()
@@ -146,9 +167,12 @@ def test_attachment_limits(api):
     from tests.api.test_records import upload
 
     doc = upload(api, "notes.txt", b"hello", "text/plain")
-    response = api.post(f"{BASE}/day_sheet", {"project": project["id"],
-                                              "work_date": "2026-11-20", "photo": doc})
+    response = api.post(
+        f"{BASE}/day_sheet", {"project": project["id"], "work_date": "2026-11-20", "photo": doc}
+    )
     assert errors(response)["/photo"]["code"] == "file_type"
-    missing = api.post(f"{BASE}/day_sheet", {"project": project["id"],
-                                             "work_date": "2026-11-20", "photo": "0" * 32})
+    missing = api.post(
+        f"{BASE}/day_sheet",
+        {"project": project["id"], "work_date": "2026-11-20", "photo": "0" * 32},
+    )
     assert errors(missing)["/photo"]["code"] == "file_missing"

@@ -9,27 +9,47 @@ BASE = "/api/v1/sample"
 
 
 def make_project(api, code="P-001", **extra):
-    body = {"code": code, "name": "一号楼", "contract_value": "12345678.90",
-            "start_date": "2026-03-01", "tags": ["road", "housing"], **extra}
+    body = {
+        "code": code,
+        "name": "一号楼",
+        "contract_value": "12345678.90",
+        "start_date": "2026-03-01",
+        "tags": ["road", "housing"],
+        **extra,
+    }
     response = api.post(f"{BASE}/project", body)
     assert response.status_code == 201, response.get_json()
     return response.get_json()
 
 
 def upload(api, name="site.png", data=b"\x89PNG\r\n\x1a\nxx", mimetype="image/png"):
-    response = api.client.post("/api/v1/files", headers=api._headers(),
-                               data={"file": (io.BytesIO(data), name, mimetype)},
-                               content_type="multipart/form-data")
+    response = api.client.post(
+        "/api/v1/files",
+        headers=api._headers(),
+        data={"file": (io.BytesIO(data), name, mimetype)},
+        content_type="multipart/form-data",
+    )
     assert response.status_code == 201, response.get_json()
     return response.get_json()["id"]
 
 
 def sheet_body(project_id, **extra):
-    return {"project": project_id, "work_date": "2026-11-20", "location": "3# 楼 5 层",
-            "reason": "extra", "headcount": 3, "rate": "1.125", "progress": "37.5",
-            "submitted_at": "2026-11-20T09:30:00+08:00", "notes": "<b>不要执行</b>",
-            "lines": [{"worker": "张三", "days": "1", "day_rate": "350.00"},
-                      {"worker": "李四", "days": "0.5", "day_rate": "420.10"}], **extra}
+    return {
+        "project": project_id,
+        "work_date": "2026-11-20",
+        "location": "3# 楼 5 层",
+        "reason": "extra",
+        "headcount": 3,
+        "rate": "1.125",
+        "progress": "37.5",
+        "submitted_at": "2026-11-20T09:30:00+08:00",
+        "notes": "<b>不要执行</b>",
+        "lines": [
+            {"worker": "张三", "days": "1", "day_rate": "350.00"},
+            {"worker": "李四", "days": "0.5", "day_rate": "420.10"},
+        ],
+        **extra,
+    }
 
 
 def test_project_round_trip_with_defaults_and_money(api, users):
@@ -67,9 +87,14 @@ def test_update_lines_and_audit_history(api):
     project = make_project(api)
     sheet = api.post(f"{BASE}/day_sheet", sheet_body(project["id"])).get_json()
     first, second = sheet["lines"]
-    body = {"version": 1, "location": "4# 楼",
-            "lines": [{"id": second["id"], "worker": "李四", "days": "1", "day_rate": "420.10"},
-                      {"worker": "王五", "days": "0.5", "day_rate": "300"}]}
+    body = {
+        "version": 1,
+        "location": "4# 楼",
+        "lines": [
+            {"id": second["id"], "worker": "李四", "days": "1", "day_rate": "420.10"},
+            {"worker": "王五", "days": "0.5", "day_rate": "300"},
+        ],
+    }
     response = api.patch(f"{BASE}/day_sheet/{sheet['id']}", body)
     assert response.status_code == 200, response.get_json()
     changed = response.get_json()
@@ -111,8 +136,12 @@ def test_delete_with_version_and_references(api):
 
 def test_list_filters_sort_pages_and_reference_targets(api):
     for i in range(7):
-        make_project(api, code=f"P-{i:03}", contract_value=str(1000 * i),
-                     status="closed" if i % 2 else "active")
+        make_project(
+            api,
+            code=f"P-{i:03}",
+            contract_value=str(1000 * i),
+            status="closed" if i % 2 else "active",
+        )
     ids = {p["code"]: p["id"] for p in api.get(f"{BASE}/project?per_page=50").get_json()["items"]}
     for code in ("P-001", "P-002"):
         api.post(f"{BASE}/day_sheet", sheet_body(ids[code]))
@@ -138,20 +167,40 @@ def test_list_filters_sort_pages_and_reference_targets(api):
 def test_aggregate_by_reference_and_month(api):
     project = make_project(api)
     other = make_project(api, code="P-002")
-    for pid, day in ((project["id"], "2026-10-05"), (project["id"], "2026-11-03"),
-                     (project["id"], "2026-11-20"), (other["id"], "2026-11-21")):
+    for pid, day in (
+        (project["id"], "2026-10-05"),
+        (project["id"], "2026-11-03"),
+        (project["id"], "2026-11-20"),
+        (other["id"], "2026-11-21"),
+    ):
         api.post(f"{BASE}/day_sheet", sheet_body(pid, work_date=day))
     url = f"{BASE}/day_sheet/aggregate?group=project,work_date:month&sum=total&avg=headcount"
     rows = api.get(url).get_json()["items"]
     assert rows == [
-        {"project": project["id"], "work_date:month": "2026-10", "count": 1,
-         "sum_total": "560.05", "avg_headcount": "3"},
-        {"project": project["id"], "work_date:month": "2026-11", "count": 2,
-         "sum_total": "1120.10", "avg_headcount": "3"},
-        {"project": other["id"], "work_date:month": "2026-11", "count": 1,
-         "sum_total": "560.05", "avg_headcount": "3"},
+        {
+            "project": project["id"],
+            "work_date:month": "2026-10",
+            "count": 1,
+            "sum_total": "560.05",
+            "avg_headcount": "3",
+        },
+        {
+            "project": project["id"],
+            "work_date:month": "2026-11",
+            "count": 2,
+            "sum_total": "1120.10",
+            "avg_headcount": "3",
+        },
+        {
+            "project": other["id"],
+            "work_date:month": "2026-11",
+            "count": 1,
+            "sum_total": "560.05",
+            "avg_headcount": "3",
+        },
     ]
     weeks = api.get(f"{BASE}/day_sheet/aggregate?group=work_date:week").get_json()["items"]
     assert [w["work_date:week"] for w in weeks] == ["2026-10-05", "2026-11-02", "2026-11-16"]
-    assert Decimal(api.get(f"{BASE}/day_sheet/aggregate?sum=total").get_json()["items"][0][
-        "sum_total"]) == Decimal("2240.20")
+    assert Decimal(
+        api.get(f"{BASE}/day_sheet/aggregate?sum=total").get_json()["items"][0]["sum_total"]
+    ) == Decimal("2240.20")

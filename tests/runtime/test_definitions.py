@@ -32,8 +32,9 @@ def test_every_meta_schema_error_is_reported_with_its_path():
     document = load("project")
     document["x-formwork"]["label"] = {"zh-CN": "项目"}
     document["properties"]["code"]["x-formwork"]["type"] = "strng"
-    document["properties"]["Bad Name"] = {"x-formwork": {"type": "string",
-                                                        "label": {"zh-CN": "x", "en": "x"}}}
+    document["properties"]["Bad Name"] = {
+        "x-formwork": {"type": "string", "label": {"zh-CN": "x", "en": "x"}}
+    }
     document["properties"]["status"]["x-formwork"].pop("options")
     document["properties"]["id"] = document["properties"]["name"]
     with pytest.raises(DefinitionInvalid) as caught:

@@ -3,15 +3,15 @@
 from __future__ import annotations
 
 import datetime as dt
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 from typing import TYPE_CHECKING, Any, ClassVar
 
 import marshmallow as ma
 import sqlalchemy as sa
 
 from formwork.runtime.errors import FieldError
-from formwork.runtime.fields.numeric import ExactDecimal
 from formwork.runtime.fields.base import EQUALITY_OPS, ORDER_OPS, TEXT_OPS, FieldType
+from formwork.runtime.fields.numeric import ExactDecimal
 
 if TYPE_CHECKING:
     from formwork.runtime.definitions import FieldDef
