@@ -75,7 +75,10 @@ class ReferenceType(FieldType):
 
     def compare_storage(self, old: FieldDef, new: FieldDef) -> str:
         """Return 'same' while the target stays; a new target loses the links."""
-        if type(new.kind) is not type(self) or old.opt("entity") != new.opt("entity"):
+        # "project" and "sample.project" name the same target within a pack.
+        if type(new.kind) is not type(self):
+            return "narrow"
+        if old.opt("entity").split(".")[-1] != new.opt("entity").split(".")[-1]:
             return "narrow"
         return "same"
 

@@ -160,7 +160,7 @@ class DecimalType(FieldType):
         if not isinstance(new.kind, DecimalType):
             return "narrow"
         old_p, old_s = old.kind.precision(old), old.kind.scale(old)  # type: ignore[attr-defined]
-        new_p, new_s = self.precision(new), self.scale(new)
+        new_p, new_s = new.kind.precision(new), new.kind.scale(new)
         if (old_p, old_s) == (new_p, new_s):
             return "same"
         return "widen" if new_s >= old_s and new_p - new_s >= old_p - old_s else "narrow"

@@ -200,10 +200,11 @@ class ComputedType(FieldType):
         return self.result(field).parse_filter(field, text)
 
     def compare_storage(self, old: FieldDef, new: FieldDef) -> str:
-        """Return the result types' comparison (values are recomputed on save)."""
+        """Return 'same' while the stored column type is unchanged, else 'narrow'."""
         if type(new.kind) is not type(self):
             return "narrow"
-        return self.result(old).compare_storage(old, new)
+        same = repr(self.sql_type(old)) == repr(new.kind.sql_type(new))
+        return "same" if same else "narrow"
 
     def check(self, field: FieldDef, entity: EntityDef) -> list[FieldError]:
         """Return problems with the expression or the result type."""
