@@ -10,14 +10,7 @@ from werkzeug.exceptions import HTTPException
 
 from formwork.api.problems import problem
 from formwork.auth import current_principal
-from formwork.runtime.errors import (
-    BadQuery,
-    Conflict,
-    DefinitionInvalid,
-    DestructiveChange,
-    RuntimeFailure,
-    ValidationFailed,
-)
+from formwork.runtime.errors import Conflict, DestructiveChange, ProblemList, RuntimeFailure
 
 bp = Blueprint("api", __name__, url_prefix="/api/v1")
 PUBLIC_ENDPOINTS = frozenset({"api.openapi"})
@@ -63,7 +56,7 @@ def locale() -> str:
 def _runtime_failure(exc: RuntimeFailure) -> Any:
     extra: dict[str, Any] = {}
     errors = None
-    if isinstance(exc, ValidationFailed | BadQuery | DefinitionInvalid):
+    if isinstance(exc, ProblemList):
         errors = exc.errors
     if isinstance(exc, Conflict) and exc.current is not None:
         extra["current"] = exc.current

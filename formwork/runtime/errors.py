@@ -34,16 +34,20 @@ class RuntimeFailure(Exception):
     kind = "bad-request"
 
 
-class ValidationFailed(RuntimeFailure):
-    """A payload or definition broke one or more rules; every problem is listed."""
-
-    status = 422
-    title = "Validation failed"
-    kind = "validation"
+class ProblemList(RuntimeFailure):
+    """A failure made of several problems, each addressed by a pointer; all are listed."""
 
     def __init__(self, errors: Iterable[FieldError]) -> None:
         self.errors = list(errors)
         super().__init__("; ".join(f"{e.pointer or '/'}: {e.message('en')}" for e in self.errors))
+
+
+class ValidationFailed(ProblemList):
+    """A payload broke one or more rules."""
+
+    status = 422
+    title = "Validation failed"
+    kind = "validation"
 
 
 class NotFound(RuntimeFailure):
@@ -74,28 +78,20 @@ class Conflict(RuntimeFailure):
         self.current = dict(current) if current is not None else None
 
 
-class BadQuery(RuntimeFailure):
+class BadQuery(ProblemList):
     """A filter, sort or aggregate parameter is not understood; every problem is listed."""
 
     status = 400
     title = "Bad query"
     kind = "bad-query"
 
-    def __init__(self, errors: Iterable[FieldError]) -> None:
-        self.errors = list(errors)
-        super().__init__("; ".join(f"{e.pointer}: {e.message('en')}" for e in self.errors))
 
-
-class DefinitionInvalid(RuntimeFailure):
+class DefinitionInvalid(ProblemList):
     """An entity definition failed its checks; every problem is listed."""
 
     status = 422
     title = "Invalid definition"
     kind = "definition"
-
-    def __init__(self, errors: Iterable[FieldError]) -> None:
-        self.errors = list(errors)
-        super().__init__("\n".join(f"{e.pointer}: {e.message('en')}" for e in self.errors))
 
 
 class DestructiveChange(RuntimeFailure):
