@@ -36,7 +36,9 @@ def main() -> None:
 
 def init_app(app: Flask) -> None:
     """Register the commands on the app."""
-    for command in (init_command, user_group, role_group, entity_group):
+    from formwork.cli_packs import pack_group
+
+    for command in (init_command, user_group, role_group, entity_group, pack_group):
         app.cli.add_command(command)
 
 

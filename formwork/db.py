@@ -16,7 +16,6 @@ def make_engine(url: str) -> sa.Engine:
     if url.startswith("sqlite"):
         engine = sa.create_engine(url, connect_args={"timeout": 30})
         sa.event.listen(engine, "connect", _sqlite_pragmas)
-        sa.event.listen(engine, "begin", _sqlite_begin)
         return engine
     return sa.create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=20)
 
@@ -27,18 +26,6 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.execute("PRAGMA journal_mode=WAL")
     cursor.execute("PRAGMA synchronous=NORMAL")
     cursor.close()
-    # Let SQLAlchemy, not the sqlite3 module, open transactions: sqlite3 would not begin
-    # one before DDL, so a failed install could leave tables behind, and SAVEPOINTs misbehave.
-    dbapi_connection.isolation_level = None
-
-
-def _sqlite_begin(connection: sa.Connection) -> None:
-    # IMMEDIATE takes the write lock up front: a transaction that read first and writes
-    # later cannot deadlock with another one doing the same (SQLite would fail one of them
-    # at once with "database is locked" instead of waiting). Transactions therefore queue
-    # behind each other (up to the 30 s busy timeout) — fine for the embedded default;
-    # PostgreSQL is the concurrent production database.
-    connection.exec_driver_sql("BEGIN IMMEDIATE")
 
 
 def create_system_tables(engine: sa.Engine) -> None:

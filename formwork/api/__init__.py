@@ -11,6 +11,7 @@ from werkzeug.exceptions import HTTPException
 from formwork.api.problems import problem
 from formwork.auth import current_principal
 from formwork.runtime.errors import Conflict, DestructiveChange, ProblemList, RuntimeFailure
+from formwork.runtime.packs.problems import PackInvalid
 
 bp = Blueprint("api", __name__, url_prefix="/api/v1")
 PUBLIC_ENDPOINTS = frozenset({"api.openapi"})
@@ -19,7 +20,7 @@ UNSAFE = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 
 def init_app(app: Flask) -> None:
     """Register the API blueprint; CSRF is checked here only for cookie sessions."""
-    from formwork.api import files, openapi, records  # noqa: F401  (routes register on import)
+    from formwork.api import files, openapi, packs, records  # noqa: F401  (routes register on import)
 
     app.register_blueprint(bp)
     csrf = app.extensions.get("csrf")
@@ -62,6 +63,8 @@ def _runtime_failure(exc: RuntimeFailure) -> Any:
         extra["current"] = exc.current
     if isinstance(exc, DestructiveChange):
         extra["losses"] = exc.losses
+    if isinstance(exc, PackInvalid):
+        extra["problems"] = [p.as_dict() for p in exc.problems]
     detail = str(exc) if not errors else f"{len(errors)} problem(s) found"
     return problem(exc.status, exc.title, detail, exc.kind, errors, locale(), **extra)
 

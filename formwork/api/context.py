@@ -33,7 +33,10 @@ def record_service() -> RecordService:
 def entity_key(pack: str, entity: str) -> str:
     """Return the key of an existing, top-level entity, or raise NotFound."""
     key = f"{pack}.{entity}"
-    meta = registry().meta(key)
+    current = registry()
+    meta = current.meta(key)
+    if not current.is_enabled(key):
+        raise NotFound(f"pack '{pack}' is switched off")
     if meta.entity.child_of:
         raise NotFound(f"'{key}' holds line items; reach them through their parent")
     return key

@@ -151,3 +151,38 @@ class Setting(Base):
     __tablename__ = "fw_settings"
     key: Mapped[str] = mapped_column(sa.String(100), primary_key=True)
     value: Mapped[str] = mapped_column(sa.Text())
+
+
+class PackRecord(Base):
+    """An installed module pack: its manifest, version and whether it is switched on."""
+
+    __tablename__ = "fw_packs"
+    name: Mapped[str] = mapped_column(sa.String(40), primary_key=True)
+    version: Mapped[str] = mapped_column(sa.String(40))
+    manifest: Mapped[dict[str, Any]] = mapped_column()
+    enabled: Mapped[bool] = mapped_column(default=True)
+    # installed | archived (uninstalled, data kept)
+    status: Mapped[str] = mapped_column(sa.String(20), default="installed")
+    installed_at: Mapped[dt.datetime] = mapped_column(sa.DateTime(timezone=True), default=utcnow)
+    updated_at: Mapped[dt.datetime] = mapped_column(sa.DateTime(timezone=True), default=utcnow)
+
+
+class PackFile(Base):
+    """One file of a pack's base as installed (the overlay never writes here)."""
+
+    __tablename__ = "fw_pack_files"
+    pack: Mapped[str] = mapped_column(sa.String(40), primary_key=True)
+    path: Mapped[str] = mapped_column(sa.String(255), primary_key=True)
+    kind: Mapped[str] = mapped_column(sa.String(20))
+    content: Mapped[str] = mapped_column(sa.Text())
+
+
+class Customisation(Base):
+    """A customer's change to one pack file, kept as a JSON merge patch over the base."""
+
+    __tablename__ = "fw_customisations"
+    pack: Mapped[str] = mapped_column(sa.String(40), primary_key=True)
+    path: Mapped[str] = mapped_column(sa.String(255), primary_key=True)
+    patch: Mapped[dict[str, Any]] = mapped_column()
+    updated_at: Mapped[dt.datetime] = mapped_column(sa.DateTime(timezone=True), default=utcnow)
+    updated_by: Mapped[int | None] = mapped_column(ID)

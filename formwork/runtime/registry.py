@@ -94,8 +94,14 @@ def _validator(schema: dict[str, Any]) -> jsonschema.Draft202012Validator:
 class Registry:
     """The effective definitions of one version; immutable once built."""
 
-    def __init__(self, entities: Iterable[EntityDef], version: int = 0) -> None:
+    def __init__(
+        self,
+        entities: Iterable[EntityDef],
+        version: int = 0,
+        disabled_packs: frozenset[str] = frozenset(),
+    ) -> None:
         self.version = version
+        self.disabled_packs = disabled_packs
         self.entities: Mapping[str, EntityDef] = {e.key: e for e in entities}
         self.metadata, self.tables = build_tables(self.entities.values())
         self._metas = {k: EntityMeta(e, self.tables[k], self) for k, e in self.entities.items()}
@@ -112,15 +118,38 @@ class Registry:
         return self.meta(key).entity
 
     def top_level(self) -> list[EntityDef]:
-        """Return the entities that are not line items of another, sorted by key."""
-        return sorted((e for e in self.entities.values() if not e.child_of), key=lambda e: e.key)
+        """Return the enabled entities that are not line items of another, sorted by key."""
+        return sorted(
+            (
+                e
+                for e in self.entities.values()
+                if not e.child_of and e.pack not in self.disabled_packs
+            ),
+            key=lambda e: e.key,
+        )
+
+    def is_enabled(self, key: str) -> bool:
+        """Return False when the entity's pack is switched off."""
+        return self.entity(key).pack not in self.disabled_packs
 
 
 def load_registry(session: Session) -> Registry:
     """Return a Registry built from the stored definitions."""
+    from formwork.runtime.models import PackRecord
+
+    states = {r.name: r for r in session.scalars(sa.select(PackRecord))}
+    archived = {n for n, r in states.items() if r.status != "installed"}
+    disabled = frozenset(n for n, r in states.items() if not r.enabled)
     rows = session.scalars(sa.select(EntityRecord).order_by(EntityRecord.key)).all()
-    entities = [parse_entity(row.pack, row.definition) for row in rows]
-    return Registry(entities, stored_version(session))
+    # An uninstalled pack's tables and definitions are kept, but it is not served.
+    entities = [parse_entity(row.pack, row.definition) for row in rows if row.pack not in archived]
+    return Registry(entities, stored_version(session), disabled)
+
+
+def stored_entities(session: Session) -> dict[str, EntityDef]:
+    """Return every stored definition, served or not (an uninstalled pack's are kept)."""
+    rows = session.scalars(sa.select(EntityRecord).order_by(EntityRecord.key)).all()
+    return {row.key: parse_entity(row.pack, row.definition) for row in rows}
 
 
 def stored_version(session: Session) -> int:

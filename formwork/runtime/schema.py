@@ -16,7 +16,7 @@ from formwork.runtime.definitions import EntityDef, parse_entity, qualify
 from formwork.runtime.errors import DefinitionInvalid, FieldError
 from formwork.runtime.migrations import apply_operations, detect
 from formwork.runtime.models import EntityRecord, Migration
-from formwork.runtime.registry import bump_version, load_registry
+from formwork.runtime.registry import bump_version, stored_entities
 
 
 def digest(document: Mapping[str, Any]) -> str:
@@ -90,7 +90,7 @@ def apply_definitions(
     unless `confirm`). The caller commits.
     """
     parsed = {e.key: e for e in parse_documents(pack, documents)}
-    current = load_registry(session).entities
+    current = stored_entities(session)
     old = {k: e for k, e in current.items() if e.pack == pack}
     new = dict(parsed) if remove_missing else {**old, **parsed}
     problems = cross_check({**{k: e for k, e in current.items() if e.pack != pack}, **new})
