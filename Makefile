@@ -3,6 +3,10 @@ VENV ?= .venv
 PYTHON ?= python3
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
+# Front-end files from npm (package-lock.json) copied to formwork/static/vendor/, and the
+# compiled Babel catalogs (.mo); both are git-ignored build output.
+ASSETS := formwork/static/vendor/.built-stamp
+CATALOGS := $(wildcard formwork/translations/*/LC_MESSAGES/messages.po)
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
@@ -14,20 +18,25 @@ $(STAMP): pyproject.toml
 	$(BIN)/pip install --quiet -e '.[dev]'
 	touch $(STAMP)
 
-install: $(STAMP)
+$(ASSETS): package.json package-lock.json scripts/build_assets.py $(CATALOGS) | $(STAMP)
+	npm ci --no-audit --no-fund --loglevel=error
+	$(BIN)/python scripts/build_assets.py
+	touch $(ASSETS)
+
+install: $(STAMP) $(ASSETS)
 
 ## Serve the app on http://127.0.0.1:8000 (SQLite in instance/), creating what it needs.
 run: install
 	$(BIN)/formwork init
 	$(BIN)/formwork entity apply sample tests/entities/sample/*.json
-	$(BIN)/gunicorn --workers 2 --bind $(HOST):$(PORT) --access-logfile - wsgi:app
+	FORMWORK_LAYOUT_DIRS=sample=tests/entities/sample_layouts $(BIN)/gunicorn --workers 2 --bind $(HOST):$(PORT) --access-logfile - wsgi:app
 
-## Lint, type-check and run the whole test suite.
+## Lint, type-check and run the whole test suite (browser tests only when /usr/bin/chromium exists).
 test: install lint pytest
 
 lint: install
-	$(BIN)/ruff check formwork tests bench wsgi.py
-	$(BIN)/ruff format --check formwork tests bench wsgi.py
+	$(BIN)/ruff check formwork tests bench scripts wsgi.py
+	$(BIN)/ruff format --check formwork tests bench scripts wsgi.py
 	$(BIN)/mypy
 
 pytest: install

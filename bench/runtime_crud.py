@@ -2,11 +2,12 @@
 Flask + SQLAlchemy endpoint serving the same 10-field entity.
 
 Both sides run in one process, on one SQLite file, through the same Flask app and the
-Flask test client, with the same bearer token (the hand-written side ignores it). Rounds
-interleave the two sides and alternate which goes first. Target: runtime throughput at
-least 0.75 x the hand-written one, for create and for get-by-id.
+Flask test client, with the same bearer token (the hand-written side ignores it unless
+`--baseline-auth`). Rounds interleave the two sides and alternate which goes first.
+Target: runtime throughput at least 0.75 x the hand-written one, for create and for
+get-by-id.
 
-    .venv/bin/python bench/runtime_crud.py [--rounds 20] [--per-round 100]
+    .venv/bin/python bench/runtime_crud.py [--rounds 20] [--per-round 100] [--baseline-auth]
 """
 
 from __future__ import annotations
@@ -55,6 +56,7 @@ STATUSES = ("open", "checked", "closed")
 
 
 def _label(zh: str, en: str) -> dict[str, str]:
+    """Return a zh-CN/en label."""
     return {"zh-CN": zh, "en": en}
 
 
@@ -143,7 +145,10 @@ def baseline_table() -> sa.Table:
 
 
 def _text(limit: int) -> Callable[[Any], str]:
+    """Return a converter accepting text of at most `limit` characters."""
+
     def convert(value: Any) -> str:
+        """Return the text or raise ValueError."""
         if not isinstance(value, str) or len(value) > limit:
             raise ValueError(f"expected text of at most {limit} characters")
         return value
@@ -152,13 +157,17 @@ def _text(limit: int) -> Callable[[Any], str]:
 
 
 def _whole(value: Any) -> int:
+    """Return a whole number >= 0 or raise ValueError."""
     if not isinstance(value, int) or isinstance(value, bool) or value < 0:
         raise ValueError("expected a whole number >= 0")
     return value
 
 
 def _decimal(places: int) -> Callable[[Any], Decimal]:
+    """Return a converter to Decimal with at most `places` decimals."""
+
     def convert(value: Any) -> Decimal:
+        """Return the Decimal or raise ValueError."""
         if isinstance(value, bool) or not isinstance(value, str | int | float | Decimal):
             raise ValueError("expected a decimal number")
         try:
@@ -173,6 +182,7 @@ def _decimal(places: int) -> Callable[[Any], Decimal]:
 
 
 def _money(value: Any) -> Decimal:
+    """Return an amount >= 0 with at most 2 decimals or raise ValueError."""
     number = _decimal(2)(value)
     if number < 0:
         raise ValueError("expected an amount >= 0")
@@ -180,12 +190,14 @@ def _money(value: Any) -> Decimal:
 
 
 def _date(value: Any) -> dt.date:
+    """Return the date of ISO text or raise ValueError."""
     if not isinstance(value, str):
         raise ValueError("expected YYYY-MM-DD")
     return dt.date.fromisoformat(value)
 
 
 def _moment(value: Any) -> dt.datetime:
+    """Return the UTC moment of ISO text (no offset means UTC) or raise ValueError."""
     if not isinstance(value, str):
         raise ValueError("expected an ISO 8601 date-time")
     moment = dt.datetime.fromisoformat(value)
@@ -193,18 +205,21 @@ def _moment(value: Any) -> dt.datetime:
 
 
 def _flag(value: Any) -> bool:
+    """Return a JSON boolean or raise ValueError."""
     if not isinstance(value, bool):
         raise ValueError("expected true or false")
     return value
 
 
 def _status(value: Any) -> str:
+    """Return one of the status options or raise ValueError."""
     if value not in STATUSES:
         raise ValueError(f"expected one of {', '.join(STATUSES)}")
     return str(value)
 
 
 def _site(value: Any) -> int:
+    """Return a positive site id or raise ValueError."""
     if not isinstance(value, int) or isinstance(value, bool) or value < 1:
         raise ValueError("expected a site id")
     return value
@@ -268,9 +283,11 @@ def add_baseline_routes(app: Flask, check_token: bool) -> None:
     engine = engine_of(app)
 
     def signed_in(conn: sa.Connection) -> int | None:
+        """Return the user id (0 when tokens are not checked) or None."""
         return token_user(conn, request.headers.get("Authorization", "")) if check_token else 0
 
     def create_item() -> Any:
+        """Validate, insert and return a new item."""
         values, problems = validate(request.get_json(silent=True))
         if problems:
             return jsonify(errors=problems), 422
@@ -282,13 +299,15 @@ def add_baseline_routes(app: Flask, check_token: bool) -> None:
                 if user is None:
                     return jsonify(error="unauthorized"), 401
                 row["created_by"] = row["updated_by"] = user or None
-                new_id = conn.execute(sa.insert(table).values(row)).inserted_primary_key[0]
+                inserted = conn.execute(sa.insert(table).values(row)).inserted_primary_key
+                new_id = inserted[0]  # type: ignore[index]
         except IntegrityError:
             return jsonify(errors={"site": "no such site"}), 422
         body = {name: json_value(value) for name, value in row.items()}
         return jsonify(id=new_id, **body), 201
 
     def get_item(item_id: int) -> Any:
+        """Return one item by id."""
         with engine.connect() as conn:
             if signed_in(conn) is None:
                 return jsonify(error="unauthorized"), 401
@@ -303,7 +322,7 @@ def add_baseline_routes(app: Flask, check_token: bool) -> None:
 
 
 def _aware(value: Any) -> Any:
-    # SQLite hands back naive datetimes; they were written in UTC.
+    """Return datetimes as aware UTC values (SQLite hands back naive ones)."""
     if isinstance(value, dt.datetime) and value.tzinfo is None:
         return value.replace(tzinfo=dt.UTC)
     return value
@@ -321,6 +340,7 @@ class Side:
     created: list[int] = field(default_factory=list)
 
     def __post_init__(self) -> None:
+        """Start empty timings."""
         self.create = Timing(f"{self.name} create")
         self.get = Timing(f"{self.name} get")
 
@@ -329,6 +349,7 @@ class Driver:
     """Send the requests of both sides through one test client."""
 
     def __init__(self, client: FlaskClient, token: str, sites: list[int], seed: int) -> None:
+        """Keep the client, the token header and the site ids; seed the payloads."""
         self.client = client
         self.headers = auth_headers(token)
         self.sites = sites
@@ -379,6 +400,7 @@ class Driver:
 
 
 def _expect(response: Any, status: int, side: str, what: str) -> None:
+    """Exit with the response body unless it has the expected status."""
     if response.status_code != status:
         sys.exit(f"{side} {what}: HTTP {response.status_code}: {response.get_data(as_text=True)}")
 
@@ -415,6 +437,7 @@ def counting(engine: sa.Engine) -> Iterator[list[str]]:
     seen: list[str] = []
 
     def record(*args: Any) -> None:
+        """Remember one statement (the cursor-execute event's third argument)."""
         seen.append(" ".join(str(args[2]).split())[:60])
 
     sa.event.listen(engine, "before_cursor_execute", record)
@@ -457,6 +480,7 @@ def setup(folder: Path, check_token: bool) -> tuple[Flask, str, list[int]]:
 
 
 def _check_columns(app: Flask) -> None:
+    """Exit unless the hand-declared table has the runtime table's columns."""
     reflected = sa.inspect(engine_of(app)).get_columns(f"{PACK}__item")
     declared = {c.name for c in baseline_table().columns}
     if {c["name"] for c in reflected} != declared:

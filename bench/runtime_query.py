@@ -72,14 +72,17 @@ AGGREGATE_QUERY = "group=crew,category,work_date:month&sum=amount"
 
 
 def _label(zh: str, en: str) -> dict[str, str]:
+    """Return a zh-CN/en label."""
     return {"zh-CN": zh, "en": en}
 
 
 def _field(kind: str, en: str, **options: Any) -> dict[str, Any]:
+    """Return a property with its `x-formwork` block."""
     return {"x-formwork": {"type": kind, "label": _label(en, en), **options}}
 
 
 def _choices(values: tuple[str, ...]) -> list[dict[str, Any]]:
+    """Return select options for the given values."""
     return [{"value": v, "label": _label(v, v)} for v in values]
 
 
@@ -157,11 +160,11 @@ def prepare(db: Database) -> tuple[Flask, float | None]:
         reset_postgres(db.url)
     elif not db.reusable:
         db.forget()
+    reused = db.reusable
     app = make_app(db.folder, db.url)
-    if db.reusable:
-        install(app, PACK, DOCUMENTS)  # a no-op unless the definitions changed
+    install(app, PACK, DOCUMENTS)  # a no-op on a reused file: the note holds their digest
+    if reused:
         return app, None
-    install(app, PACK, DOCUMENTS)
     started = time.perf_counter()
     load(app, db.rows)
     seconds = time.perf_counter() - started
@@ -191,14 +194,19 @@ def load(app: Flask, rows: int) -> None:
         for index in indexes:
             index.create(conn)
         conn.execute(sa.text("ANALYZE"))
+    if engine.dialect.name == "sqlite":  # move the load out of the WAL, as a later run finds it
+        with engine.connect() as conn:
+            conn.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")
 
 
 def _project_rows(stamp: dict[str, Any]) -> Iterator[dict[str, Any]]:
+    """Yield the project rows, ids 1..PROJECTS."""
     for number in range(1, PROJECTS + 1):
         yield {"id": number, "code": f"P-{number:05d}", "name": f"Project {number}", **stamp}
 
 
 def _entry_rows(pick: random.Random, count: int, stamp: dict[str, Any]) -> list[dict[str, Any]]:
+    """Return `count` random work entries as insert parameters."""
     days = [FIRST_DAY + dt.timedelta(days=n) for n in range(DAYS)]
     return [
         {
@@ -240,6 +248,7 @@ def work_table() -> sa.Table:
 
 
 def _row_json(row: Any) -> dict[str, Any]:
+    """Return a row as JSON-ready values."""
     out = {}
     for name, value in row.items():
         if isinstance(value, dt.datetime) and value.tzinfo is None:
@@ -324,6 +333,7 @@ class Runner:
     """Run the same query on every side, with what each side needs."""
 
     def __init__(self, app: Flask, token: str) -> None:
+        """Load the registry and prepare a client, an engine and the hand-declared table."""
         self.app = app
         self.client: FlaskClient = app.test_client()
         self.headers = auth_headers(token)
@@ -360,6 +370,7 @@ def list_sides(runner: Runner, scenario: Scenario) -> dict[str, Callable[[int], 
     table = runner.table
 
     def hand(n: int, count: bool) -> Any:
+        """Run the hand-written list query of run `n`."""
         return hand_list(
             runner.engine, table, scenario.where(table, n), scenario.order(table), count
         )
@@ -422,8 +433,9 @@ def list_lines(scenario: Scenario, timings: dict[str, Timing]) -> list[str]:
     lines = [f"list  {scenario.label}  (page 1 of {PER_PAGE}, capped count)"]
     lines += [f"      {name:<24} median {ms:8.2f} ms" for name, ms in median.items()]
     lines.append(
-        f"      list_records / hand-written {ratio:.2f}  REST / hand-written {rest_ratio:.2f}  "
-        f"(target REST <= {LIST_TARGET_MS:.0f} ms and <= {LIST_TARGET_RATIO}x) {verdict(ok)}"
+        f"      REST {median['REST API']:.1f} ms, list_records/hand {ratio:.2f}, REST/hand "
+        f"{rest_ratio:.2f}  (target <= {LIST_TARGET_MS:.0f} ms, <= {LIST_TARGET_RATIO}x) "
+        f"{verdict(ok)}"
     )
     return lines
 
@@ -436,7 +448,7 @@ def aggregate_lines(timings: dict[str, Timing]) -> list[str]:
     lines = [f"aggregate  {AGGREGATE_QUERY}  (every row)"]
     lines += [f"      {name:<24} median {ms:8.1f} ms" for name, ms in median.items()]
     lines.append(
-        f"      aggregate() / hand-written {ratio:.2f}  REST / hand-written {rest_ratio:.2f}  "
+        f"      aggregate()/hand {ratio:.2f}, REST/hand {rest_ratio:.2f}  "
         f"(target <= {AGGREGATE_TARGET_RATIO}x) {verdict(ratio <= AGGREGATE_TARGET_RATIO)}"
     )
     return lines
@@ -463,9 +475,10 @@ def run(app: Flask, args: argparse.Namespace, load_seconds: float | None) -> boo
     loaded = "reused from an earlier run" if load_seconds is None else f"{load_seconds:.0f} s"
     lines += [
         "",
-        f"{engine_of(app).dialect.name}, {args.rows:,} rows + {PROJECTS:,} projects, "
-        f"bulk-loaded with Core insert() executemany, not the records service "
-        f"(load: {loaded}); {args.runs} list runs, {args.aggregate_runs} aggregate runs",
+        f"{engine_of(app).dialect.name}: {args.rows:,} work entries + {PROJECTS:,} projects, "
+        "loaded in bulk with Core insert() executemany,",
+        f"NOT through the records service (load: {loaded})",
+        f"medians of {args.runs} list and {args.aggregate_runs} aggregate runs",
     ]
     print_table("runtime queries vs hand-written SQL", lines)
     return met

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from flask import Blueprint, Flask, flash, g, redirect, render_template, request, url_for
+from flask_babel import gettext as _
 from flask_login import LoginManager, UserMixin, current_user, login_user, logout_user
 from flask_wtf import FlaskForm
 from wtforms import PasswordField, StringField
@@ -95,7 +96,7 @@ def login() -> Any:
                 if target.startswith("/") and not target.startswith("//")
                 else url_for("web.home")
             )
-        flash("用户名或密码错误 / Wrong username or password", "danger")
+        flash(_("Wrong username or password."), "danger")
     return render_template("auth/login.html", form=form), 200 if request.method == "GET" else 401
 
 

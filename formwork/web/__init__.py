@@ -1,28 +1,66 @@
-"""The signed-in home page (the generated end-user pages arrive with the UI work)."""
+"""The generated end-user interface: navigation, home, list, form, detail, import and
+export pages for every installed entity, built from definitions and layouts."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from flask import Blueprint, Flask, render_template
-from flask_login import login_required
+from flask import Blueprint, Flask, render_template, request
+from flask_babel import gettext as _
+from flask_login import current_user
+from flask_wtf.csrf import CSRFError
+from werkzeug.exceptions import HTTPException
 
-from formwork.api.context import registry
-from formwork.auth import current_principal
+from formwork.runtime.errors import NotFound, PermissionDenied, RuntimeFailure
+from formwork.web import i18n
 
 bp = Blueprint("web", __name__)
 
 
 def init_app(app: Flask) -> None:
-    """Register the web pages."""
+    """Register the pages, Flask-Babel and the template helpers."""
+    from formwork.web import home, imports, lists, records  # noqa: F401  (routes register)
+
+    i18n.init_app(app)
     app.register_blueprint(bp)
+    app.context_processor(_template_context)
+    app.register_error_handler(CSRFError, _csrf_error)
 
 
-@bp.get("/")
-@login_required
-def home() -> Any:
-    """Show the entities the user may read, with links to their API."""
-    principal = current_principal()
-    entities = [e for e in registry().top_level() if principal and principal.can(e.key, "read")]
-    locale = principal.locale if principal else "zh-CN"
-    return render_template("web/home.html", entities=entities, locale=locale)
+def _template_context() -> dict[str, Any]:
+    from formwork.web.context import navigation
+
+    signed_in = current_user.is_authenticated
+    return {"navigation": navigation if signed_in else list, "locale": i18n.current_locale()}
+
+
+def _csrf_error(exc: CSRFError) -> Any:
+    message = _(
+        "The form has expired or was sent from another site. Reload the page and try again."
+    )
+    return render_template("web/error.html", status=400, message=message), 400
+
+
+@bp.errorhandler(RuntimeFailure)
+def _runtime_failure(exc: RuntimeFailure) -> Any:
+    if isinstance(exc, PermissionDenied):
+        status, message = 403, _("You do not have permission to do this.")
+    elif isinstance(exc, NotFound):
+        status, message = 404, _("This page or record does not exist.")
+    else:
+        status, message = exc.status, str(exc)
+    return render_template("web/error.html", status=status, message=message), status
+
+
+@bp.errorhandler(HTTPException)
+def _http_error(exc: HTTPException) -> Any:
+    status = exc.code or 500
+    if status == 413:
+        message = _("The upload is too large.")
+    elif status == 404:
+        message = _("This page or record does not exist.")
+    else:
+        message = exc.description or exc.name
+    if request.headers.get("HX-Request"):
+        return message, status
+    return render_template("web/error.html", status=status, message=message), status

@@ -1,0 +1,155 @@
+"""What the page views share: the entity of a URL, the record service, navigation and the
+look-ups (reference titles, user names) that render a page of records in a few queries."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from flask import current_app, url_for
+
+from formwork.api.context import entity_key, record_service, registry
+from formwork.auth import current_principal
+from formwork.db import get_session
+from formwork.runtime.errors import NotFound
+from formwork.runtime.fields.relation import ReferenceType, UserType
+from formwork.runtime.records import RecordService
+from formwork.runtime.registry import EntityMeta
+from formwork.runtime.security import Principal
+from formwork.runtime.titles import record_titles, user_names
+from formwork.web.i18n import current_locale
+from formwork.web.pack_view import snapshot
+from formwork.web.widgets import Lookups
+
+SYSTEM_USER_COLUMNS = ("created_by", "updated_by")
+
+
+def principal() -> Principal:
+    """Return the signed-in principal (views are login_required)."""
+    found = current_principal()
+    if found is None:
+        raise NotFound("no principal")
+    return found
+
+
+def entity_meta(pack: str, entity: str, action: str = "read") -> EntityMeta:
+    """Return the meta of a top-level entity the user may act on, or raise."""
+    meta = registry().meta(entity_key(pack, entity))  # 404 for a switched-off pack
+    principal().require(meta.entity.key, action)
+    return meta
+
+
+def service() -> RecordService:
+    """Return a record service for the signed-in user."""
+    return record_service()
+
+
+def reference_target(meta: EntityMeta, name: str) -> str:
+    """Return the entity key a reference field of `meta` points to."""
+    fd = meta.entity.field_map[name]
+    return fd.kind.target(fd, meta.entity)  # type: ignore[attr-defined,no-any-return]
+
+
+def lookups_for(meta: EntityMeta, records: Iterable[Mapping[str, Any]]) -> Lookups:
+    """Return titles of every referenced record and names of every user in `records`
+    (including their line items): one query per reference field and one for users."""
+    rows = list(records)
+    lookups = Lookups()
+    user_ids: set[int] = set()
+    _collect(meta, rows, lookups, user_ids)
+    for name, child in meta.children:
+        lines = [line for row in rows for line in row.get(name) or []]
+        _collect(child, lines, lookups, user_ids)
+    lookups.users = user_names(get_session(), user_ids)
+    return lookups
+
+
+def _collect(
+    meta: EntityMeta, rows: list[Mapping[str, Any]], lookups: Lookups, user_ids: set[int]
+) -> None:
+    for fd in meta.entity.fields:
+        if isinstance(fd.kind, UserType):
+            user_ids.update(r[fd.name] for r in rows if r.get(fd.name) is not None)
+        elif isinstance(fd.kind, ReferenceType):
+            target = fd.kind.target(fd, meta.entity)
+            ids = {r[fd.name] for r in rows if r.get(fd.name) is not None}
+            lookups.targets[fd.name] = target
+            lookups.titles[fd.name] = (
+                record_titles(get_session(), registry(), target, ids) if ids else {}
+            )
+    for key in SYSTEM_USER_COLUMNS:
+        user_ids.update(r[key] for r in rows if r.get(key) is not None)
+
+
+@dataclass(frozen=True)
+class NavItem:
+    """One link in the menu."""
+
+    label: str
+    url: str
+    key: str
+
+
+@dataclass(frozen=True)
+class NavGroup:
+    """The menu group of one pack."""
+
+    pack: str
+    label: str
+    items: tuple[NavItem, ...]
+
+
+def navigation() -> list[NavGroup]:
+    """Return one group per enabled pack with the entities (and reports) the user may read,
+    in the order of the pack's menu.json when it has one."""
+    who = current_principal()
+    if who is None:
+        return []
+    locale = current_locale()
+    packs = snapshot()
+    groups: dict[str, list[NavItem]] = {}
+    for entity in registry().top_level():
+        if entity.pack in packs.disabled or not who.can(entity.key, "read"):
+            continue
+        url = url_for("web.list_view", pack=entity.pack, entity=entity.name)
+        groups.setdefault(entity.pack, []).append(
+            NavItem(entity.label(locale) or entity.name, url, entity.key)
+        )
+    for provider in current_app.extensions.get("formwork.nav_providers", []):
+        for pack, label, url in provider(who, locale):
+            if pack not in packs.disabled:
+                groups.setdefault(pack, []).append(NavItem(label, url, url))
+    out = []
+    for pack, items in groups.items():
+        menu = packs.menus.get(pack, {})
+        title = menu.get("label") or packs.titles.get(pack)
+        ordered = _menu_order(pack, items, menu, locale)
+        out.append(
+            (menu.get("order", 1000), NavGroup(pack, _pack_label(title, pack, locale), ordered))
+        )
+    return [group for _order, group in sorted(out, key=lambda o: (o[0], o[1].pack))]
+
+
+def _menu_order(
+    pack: str, items: list[NavItem], menu: Mapping[str, Any], locale: str
+) -> tuple[NavItem, ...]:
+    by_key = {item.key: item for item in items}
+    ordered: list[NavItem] = []
+    for entry in menu.get("items", ()):
+        found = by_key.pop(f"{pack}.{entry.get('entity')}", None)
+        if found is not None:
+            label = entry.get("label")
+            ordered.append(NavItem(_pack_label(label, found.label, locale), found.url, found.key))
+    return (*ordered, *by_key.values())
+
+
+def _pack_label(title: Any, fallback: str, locale: str) -> str:
+    if isinstance(title, Mapping):
+        return str(title.get(locale) or title.get("zh-CN") or fallback)
+    return fallback
+
+
+def begin_transaction() -> None:
+    """Open the database transaction now (savepoints then nest inside it)."""
+    get_session().connection()

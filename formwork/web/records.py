@@ -1,0 +1,309 @@
+"""Record pages: create and edit forms, the detail page with its audit history, delete,
+the live preview of computed values, and the reference look-up."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import sqlalchemy as sa
+from flask import current_app, flash, redirect, render_template, request, url_for
+from flask_babel import gettext as _
+from flask_login import login_required
+
+from formwork.api.context import registry
+from formwork.db import get_session
+from formwork.runtime.audit import history
+from formwork.runtime.errors import Conflict, FieldError, NotFound, ValidationFailed
+from formwork.runtime.files import FileStore, FileTooLarge
+from formwork.runtime.registry import EntityMeta
+from formwork.runtime.save_context import SaveContext
+from formwork.web import bp
+from formwork.web.context import begin_transaction, entity_meta, lookups_for, principal, service
+from formwork.web.filters import quick_search
+from formwork.web.form_view import section_views
+from formwork.web.forms import (
+    FormState,
+    merge_errors,
+    now,
+    parse_form,
+    preview_computed,
+    state_from_record,
+    without,
+)
+from formwork.web.i18n import current_locale
+from formwork.web.layouts import FormLayout, form_layout
+from formwork.web.widgets import widget
+
+LOOKUP_LIMIT = 10
+
+
+@bp.route("/app/<pack>/<entity>/new", methods=["GET", "POST"])
+@login_required
+def new(pack: str, entity: str) -> Any:
+    """Show the empty form, or create the record from the posted form."""
+    meta = entity_meta(pack, entity, "create")
+    layout = form_layout(meta.entity)
+    if request.method == "POST":
+        return _save(meta, layout, None)
+    return _render_form(meta, layout, state_from_record(meta, layout, {}), None)
+
+
+@bp.route("/app/<pack>/<entity>/<int:record_id>/edit", methods=["GET", "POST"])
+@login_required
+def edit(pack: str, entity: str, record_id: int) -> Any:
+    """Show the record in its form, or save the posted changes (optimistic lock)."""
+    meta = entity_meta(pack, entity, "update")
+    layout = form_layout(meta.entity)
+    record = service().get(meta.entity.key, record_id)
+    if request.method == "POST":
+        return _save(meta, layout, record)
+    return _render_form(meta, layout, state_from_record(meta, layout, record), record)
+
+
+def _render_form(
+    meta: EntityMeta,
+    layout: FormLayout,
+    state: FormState,
+    record: dict[str, Any] | None,
+    status: int = 200,
+    conflict: dict[str, Any] | None = None,
+    version: int | None = None,
+) -> Any:
+    shown = [record or {}] + ([conflict] if conflict else [])
+    for name, rows in state.rows.items():
+        shown.append({name: [_ids_only(r) for r in rows]})
+    lookups = lookups_for(meta, [*shown, _ids_only(state.raw)])
+    context = {
+        "meta": meta,
+        "entity": meta.entity,
+        "layout": layout,
+        "state": state,
+        "record": record,
+        "version": version if version is not None else (record or {}).get("version"),
+        "lookups": lookups,
+        "conflict": conflict,
+        "children": dict(meta.children),
+        "widget": widget,
+        "label": meta.entity.label(current_locale()),
+        "section_views": lambda fields: section_views(meta, fields, state, lookups),
+    }
+    return render_template("web/form.html", **context), status
+
+
+def _ids_only(raw: dict[str, Any]) -> dict[str, Any]:
+    return {k: int(v) for k, v in raw.items() if isinstance(v, str) and v.isdigit()}
+
+
+def _save(meta: EntityMeta, layout: FormLayout, record: dict[str, Any] | None) -> Any:
+    payload, state, problems = parse_form(meta, layout, request.form)
+    records, saved = service(), list[str]()
+    key, locale = meta.entity.key, current_locale()
+    begin_transaction()
+    try:
+        problems += _attach_files(meta, layout, payload, record, saved)
+        clean = without(payload, problems)
+        if record is None:
+            result = records.create(key, clean)
+        else:
+            result = records.update(key, record["id"], clean, _posted_version())
+        if problems:
+            raise ValidationFailed([])
+    except ValidationFailed as exc:
+        _undo(records.session, saved)
+        state.add_errors(merge_errors(problems, exc.errors), locale)
+        _fill_computed(meta, payload, state)
+        return _render_form(meta, layout, state, record, 422, version=_posted_version())
+    except Conflict as exc:
+        _undo(records.session, saved)
+        _fill_computed(meta, payload, state)
+        current = exc.current or {}
+        return _render_form(
+            meta, layout, state, record, 409, conflict=current, version=current.get("version")
+        )
+    records.session.commit()
+    flash(_("Saved."), "success")
+    return redirect(
+        url_for(
+            "web.detail", pack=meta.entity.pack, entity=meta.entity.name, record_id=result["id"]
+        )
+    )
+
+
+def _posted_version() -> int | None:
+    raw = request.form.get("_version", "")
+    return int(raw) if raw.isdigit() else None
+
+
+def _undo(session: Any, saved: list[str]) -> None:
+    session.rollback()
+    store = FileStore(current_app.config["FILES_DIR"])
+    for file_id in saved:
+        Path(store.path(file_id)).unlink(missing_ok=True)
+
+
+def _fill_computed(meta: EntityMeta, payload: dict[str, Any], state: FormState) -> None:
+    ctx = SaveContext(get_session(), registry(), meta.entity, now())
+    values, lines = preview_computed(meta, payload, ctx)
+    state.computed.update(values)
+    for name, rows in lines.items():
+        for row_state, row in zip(state.rows.get(name, []), rows, strict=False):
+            for fd in dict(meta.children)[name].entity.fields:
+                if fd.read_only:
+                    row_state[f"_computed_{fd.name}"] = row.get(fd.name)
+
+
+def _attach_files(
+    meta: EntityMeta,
+    layout: FormLayout,
+    payload: dict[str, Any],
+    record: dict[str, Any] | None,
+    saved: list[str],
+) -> list[FieldError]:
+    """Store uploads of attachment fields and put their ids in the payload."""
+    problems = []
+    store = FileStore(current_app.config["FILES_DIR"])
+    for placed in layout.fields():
+        fd = placed.field
+        if widget(fd).macro != "attachment" or fd.read_only:
+            continue
+        multiple = bool(fd.opt("multiple", False))
+        kept = (
+            []
+            if request.form.get(f"{fd.name}__remove")
+            else request.form.getlist(f"{fd.name}__keep")
+        )
+        kept = [k for k in kept if k in _current_ids((record or {}).get(fd.name))]
+        uploads = [u for u in request.files.getlist(fd.name) if u and u.filename]
+        limit = min(int(fd.opt("max_size") or 10**12), current_app.config["MAX_UPLOAD_SIZE"])
+        new_ids = []
+        for upload in uploads[: 1 if not multiple else None]:
+            try:
+                row = store.save(
+                    get_session(),
+                    upload.stream,
+                    upload.filename or "file",
+                    upload.mimetype,
+                    limit,
+                    principal().user_id,
+                )
+            except FileTooLarge:
+                problems.append(
+                    FieldError(
+                        f"/{fd.name}", "file_too_large", {"name": upload.filename, "limit": limit}
+                    )
+                )
+                continue
+            saved.append(row.id)
+            new_ids.append(row.id)
+        if multiple:
+            payload[fd.name] = kept + new_ids
+        else:
+            chosen = new_ids or kept
+            payload[fd.name] = chosen[0] if chosen else None
+    return problems
+
+
+def _current_ids(value: Any) -> list[str]:
+    if isinstance(value, list):
+        return value
+    return [value] if value else []
+
+
+@bp.get("/app/<pack>/<entity>/<int:record_id>")
+@login_required
+def detail(pack: str, entity: str, record_id: int) -> Any:
+    """Show a record, its line items and its audit history (who, when, old → new)."""
+    meta = entity_meta(pack, entity)
+    record = service().get(meta.entity.key, record_id)
+    entries = history(get_session(), meta.entity.key, record_id)
+    changed = [
+        {name: pair[i] for name, pair in e["changes"].items() if isinstance(pair, list)}
+        for e in entries
+        for i in (0, 1)
+    ]
+    lookups = lookups_for(meta, [record, *changed])
+    who = principal()
+    return render_template(
+        "web/detail.html",
+        meta=meta,
+        entity=meta.entity,
+        layout=form_layout(meta.entity),
+        record=record,
+        lookups=lookups,
+        history=entries,
+        children=dict(meta.children),
+        widget=widget,
+        label=meta.entity.label(current_locale()),
+        can_update=who.can(meta.entity.key, "update"),
+        can_delete=who.can(meta.entity.key, "delete"),
+    )
+
+
+@bp.post("/app/<pack>/<entity>/<int:record_id>/delete")
+@login_required
+def delete(pack: str, entity: str, record_id: int) -> Any:
+    """Delete one record (refused when it changed since it was shown, or is referenced)."""
+    meta = entity_meta(pack, entity, "delete")
+    records = service()
+    begin_transaction()
+    try:
+        records.delete(meta.entity.key, record_id, _posted_version())
+    except Conflict as exc:
+        records.session.rollback()
+        flash(_("Not deleted: %(detail)s", detail=str(exc)), "danger")
+        return redirect(url_for("web.detail", pack=pack, entity=entity, record_id=record_id))
+    records.session.commit()
+    flash(_("Deleted."), "success")
+    return redirect(url_for("web.list_view", pack=pack, entity=entity))
+
+
+@bp.post("/app/<pack>/<entity>/compute")
+@login_required
+def compute(pack: str, entity: str) -> Any:
+    """Return the computed values for the form as typed so far (htmx out-of-band swaps)."""
+    meta = entity_meta(pack, entity)
+    layout = form_layout(meta.entity)
+    payload, state, _problems = parse_form(meta, layout, request.form)
+    _fill_computed(meta, payload, state)
+    lookups = lookups_for(meta, [])
+    return render_template(
+        "web/_computed.html",
+        meta=meta,
+        layout=layout,
+        state=state,
+        lookups=lookups,
+        children=dict(meta.children),
+        widget=widget,
+    )
+
+
+@bp.get("/app/<pack>/<entity>/lookup/<field>")
+@login_required
+def lookup(pack: str, entity: str, field: str) -> Any:
+    """Return up to ten records of a reference field's target matching `q` (htmx)."""
+    meta = entity_meta(pack, entity)
+    grid = request.args.get("grid")
+    owner = dict(meta.children).get(grid, meta) if grid else meta
+    fd = owner.entity.get_field(field)
+    if fd is None or widget(fd).macro != "reference":
+        raise NotFound(f"no reference field {field}")
+    target_key = fd.kind.target(fd, owner.entity)  # type: ignore[attr-defined]
+    principal().require(target_key, "read")
+    target = registry().meta(target_key)
+    text = (request.args.get("q") or request.args.get("lookup_q") or "").strip()[:100]
+    names = target.entity.search_fields or (
+        (target.entity.title_field,) if target.entity.title_field else ()
+    )
+    table = target.table
+    title_col = table.c[target.entity.title_field] if target.entity.title_field else table.c.id
+    statement = sa.select(table.c.id, title_col).order_by(title_col).limit(LOOKUP_LIMIT)
+    condition = quick_search(target, names, text)
+    if text.isdigit():
+        id_match = table.c.id == int(text)
+        condition = id_match if condition is None else sa.or_(condition, id_match)
+    if condition is not None:
+        statement = statement.where(condition)
+    rows = get_session().execute(statement).all()
+    options = [(int(r[0]), "" if r[1] is None else str(r[1])) for r in rows]
+    return render_template("web/_lookup.html", options=options, q=text)
