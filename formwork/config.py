@@ -46,6 +46,7 @@ def load_config(overrides: dict[str, Any] | None = None) -> dict[str, Any]:
         "SESSION_COOKIE_SAMESITE": "Lax",
         "SESSION_COOKIE_SECURE": os.environ.get("FORMWORK_SECURE_COOKIES", "") == "1",
         "REGISTRY_TTL": float(os.environ.get("FORMWORK_REGISTRY_TTL", "2")),
+        "PRINCIPAL_TTL": float(os.environ.get("FORMWORK_PRINCIPAL_TTL", "5")),
         "BABEL_DEFAULT_LOCALE": "zh_CN",
     }
     config.update(overrides or {})

@@ -55,6 +55,7 @@ def app(tmp_path: Path) -> Iterator[Flask]:
             "DATABASE_URL": database_url(tmp_path),
             "TESTING": True,
             "REGISTRY_TTL": 0.0,
+            "PRINCIPAL_TTL": 0.0,
         }
     )
     create_system_tables(app.extensions["formwork.engine"])

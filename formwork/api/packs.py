@@ -8,7 +8,7 @@ from flask import Response, current_app, jsonify, request
 
 from formwork.api import bp
 from formwork.api.context import json_body
-from formwork.auth import current_principal
+from formwork.auth import current_principal, principal_cache
 from formwork.db import get_session
 from formwork.runtime.errors import FieldError, PermissionDenied, ValidationFailed
 from formwork.runtime.packs import (
@@ -54,6 +54,7 @@ def _upload() -> Any:
 def _done(lines: list[str] | str, status: int = 200) -> Any:
     get_session().commit()
     current_app.extensions["formwork.registry"].invalidate()
+    principal_cache().clear()  # roles and grants may have changed
     return jsonify(report=lines if isinstance(lines, list) else [lines]), status
 
 

@@ -4,14 +4,26 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import Blueprint, Flask, flash, g, redirect, render_template, request, url_for
+from flask import (
+    Blueprint,
+    Flask,
+    current_app,
+    flash,
+    g,
+    redirect,
+    render_template,
+    request,
+    url_for,
+)
+from flask import session as flask_session
 from flask_babel import gettext as _
 from flask_login import LoginManager, UserMixin, current_user, login_user, logout_user
 from flask_wtf import FlaskForm
 from wtforms import PasswordField, StringField
 from wtforms.validators import DataRequired, Length
 
-from formwork.auth.users import authenticate, user_for_token
+from formwork.auth.cache import PrincipalCache
+from formwork.auth.users import authenticate, hash_token, user_for_token
 from formwork.db import get_session
 from formwork.runtime.models import User, utcnow
 from formwork.runtime.security import Principal, load_principal
@@ -36,6 +48,7 @@ class LoginForm(FlaskForm):
 
 def init_app(app: Flask) -> None:
     """Install flask-login and the sign-in pages."""
+    app.extensions["formwork.principals"] = PrincipalCache(app.config["PRINCIPAL_TTL"])
     manager = LoginManager(app)
     manager.login_view = "auth.login"
     manager.user_loader(_load_user)
@@ -58,17 +71,51 @@ def current_principal() -> Principal | None:
     """Return the principal of the request (bearer token first, then session), or None."""
     if "principal" in g:
         return g.principal  # type: ignore[no-any-return]
-    session = get_session()
     token = bearer_token()
-    user: User | None = None
-    if token is not None:
-        user = user_for_token(session, token)
-        g.auth_method = "token"
-    elif current_user.is_authenticated:
-        user = current_user.user
-        g.auth_method = "session"
-    g.principal = load_principal(session, user, request_locale(user)) if user else None
+    g.auth_method = "token" if token is not None else "session"
+    g.principal = _token_principal(token) if token is not None else _session_principal()
     return g.principal  # type: ignore[no-any-return]
+
+
+def principal_cache() -> PrincipalCache:
+    """Return the app's principal cache."""
+    return current_app.extensions["formwork.principals"]  # type: ignore[no-any-return]
+
+
+def _token_principal(token: str) -> Principal | None:
+    key = ("token", hash_token(token), _accept_locale())
+    cached = principal_cache().get(key)
+    if cached is not None:
+        return cached
+    session = get_session()
+    found = user_for_token(session, token)
+    if found is None:
+        return None
+    user, expires = found
+    principal = load_principal(session, user, request_locale(user))
+    valid_for = (expires - utcnow()).total_seconds() if expires is not None else None
+    principal_cache().put(key, principal, valid_for)
+    return principal
+
+
+def _session_principal() -> Principal | None:
+    user_id = flask_session.get("_user_id")
+    if user_id is None:
+        return None
+    key = ("user", str(user_id), _accept_locale())
+    cached = principal_cache().get(key)
+    if cached is not None:
+        return cached
+    if not current_user.is_authenticated:
+        return None
+    user = current_user.user
+    principal = load_principal(get_session(), user, request_locale(user))
+    principal_cache().put(key, principal)
+    return principal
+
+
+def _accept_locale() -> str:
+    return request.headers.get("Accept-Language", "")[:100]
 
 
 def request_locale(user: User | None = None) -> str:

@@ -60,7 +60,7 @@ def aggregate(
         .limit(MAX_GROUPS)
     )
     out = []
-    for row in session.execute(statement):
+    for row in session.connection().execute(statement):
         item: dict[str, Any] = {label: _json(row[i]) for i, label in enumerate(labels)}
         count = int(row[len(labels)])
         item["count"] = count

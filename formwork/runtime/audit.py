@@ -13,6 +13,7 @@ from formwork.runtime.models import AuditEntry, User
 from formwork.runtime.registry import EntityMeta
 from formwork.runtime.security import Principal
 
+AUDIT: sa.Table = AuditEntry.__table__  # type: ignore[assignment]
 SKIPPED = frozenset({"id", "version", "created_at", "created_by", "updated_at", "updated_by"})
 
 
@@ -39,16 +40,15 @@ def record_audit(
     changes = diff(before, after)
     if not changes and action == "update":
         return
-    session.execute(
-        sa.insert(AuditEntry).values(
-            entity=meta.entity.key,
-            record_id=record_id,
-            action=action,
-            changes=changes,
-            user_id=principal.user_id,
-            at=at,
-        )
-    )
+    row = {
+        "entity": meta.entity.key,
+        "record_id": record_id,
+        "action": action,
+        "changes": changes,
+        "user_id": principal.user_id,
+        "at": at,
+    }
+    session.connection().execute(sa.insert(AUDIT), row)
 
 
 def history(session: Session, entity_key: str, record_id: int) -> list[dict[str, Any]]:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
@@ -135,9 +135,13 @@ class EntityDef:
         """Return the record-level validation rules."""
         return tuple(self.options.get("rules", ()))
 
-    def stored_fields(self) -> Iterator[FieldDef]:
-        """Yield the fields that own a column."""
-        return (f for f in self.fields if f.kind.stored)
+    def stored_fields(self) -> tuple[FieldDef, ...]:
+        """Return the fields that own a column."""
+        return self._stored
+
+    @cached_property
+    def _stored(self) -> tuple[FieldDef, ...]:
+        return tuple(f for f in self.fields if f.kind.stored)
 
 
 def qualify(pack: str, ref: str) -> str:

@@ -222,7 +222,7 @@ def list_records(
         .limit(per_page)
         .offset((page - 1) * per_page)
     )
-    rows = session.execute(statement).mappings().all()
+    rows = session.connection().execute(statement).mappings().all()
     items = [dump_record(meta, from_row(meta, dict(row)), {}) for row in rows]
     total, capped = _count(session, meta, source, where, page, per_page, len(items), params)
     return Page(items, total, capped, page, per_page)
@@ -243,6 +243,10 @@ def _count(
     if page == 1 and found < per_page:
         return found, False
     inner = sa.select(meta.table.c.id).select_from(source).where(*where).limit(COUNT_CAP + 1)
-    total = session.execute(sa.select(sa.func.count()).select_from(inner.subquery())).scalar()
+    total = (
+        session.connection()
+        .execute(sa.select(sa.func.count()).select_from(inner.subquery()))
+        .scalar()
+    )
     total = int(total or 0)
     return min(total, COUNT_CAP), total > COUNT_CAP

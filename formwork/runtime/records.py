@@ -137,10 +137,14 @@ class RecordService:
             _check_version(version, old, before)
         self._emit("on_delete", meta, old, old, record_id)
         for _name, child in meta.children:
-            self.session.execute(sa.delete(child.table).where(child.table.c.parent_id == record_id))
+            self.session.connection().execute(
+                sa.delete(child.table).where(child.table.c.parent_id == record_id)
+            )
         try:
             with self.session.begin_nested():
-                self.session.execute(sa.delete(meta.table).where(meta.table.c.id == record_id))
+                self.session.connection().execute(
+                    sa.delete(meta.table).where(meta.table.c.id == record_id)
+                )
         except IntegrityError as exc:
             raise Conflict(f"{key} {record_id} is referenced by other records") from exc
         record_audit(
@@ -172,14 +176,15 @@ class RecordService:
         return record
 
     def _insert(self, meta: EntityMeta, row: dict[str, Any]) -> int:
+        # No savepoint: uniqueness and references were checked already, so a constraint
+        # error here is a race; it fails the whole save, which the caller rolls back.
         try:
-            with self.session.begin_nested():
-                result = self.session.execute(sa.insert(meta.table).values(row))
+            result = self.session.connection().execute(sa.insert(meta.table), row)
         except IntegrityError as exc:
             raise ValidationFailed(
                 [FieldError("/", "invalid", {"detail": _integrity(exc)})]
             ) from exc
-        return int(result.inserted_primary_key[0])  # type: ignore[attr-defined]
+        return int(result.inserted_primary_key[0])  # type: ignore[index]
 
     def _update_row(
         self,
@@ -194,8 +199,7 @@ class RecordService:
             sa.update(table).where(table.c.id == record_id, table.c.version == version).values(row)
         )
         try:
-            with self.session.begin_nested():
-                result = self.session.execute(statement)
+            result = self.session.connection().execute(statement)
         except IntegrityError as exc:
             raise ValidationFailed(
                 [FieldError("/", "invalid", {"detail": _integrity(exc)})]

@@ -39,6 +39,23 @@ class EntityMeta:
             if f.kind.holds_rows
         )
 
+    @cached_property
+    def _unique_queries(self) -> dict[str, sa.Select[Any]]:
+        table = self.table
+        return {
+            f.name: sa.select(table.c.id)
+            .where(
+                table.c[f.name] == sa.bindparam("value"), table.c.id != sa.bindparam("record_id")
+            )
+            .limit(1)
+            for f in self.entity.stored_fields()
+            if f.unique
+        }
+
+    def unique_query(self, name: str) -> sa.Select[Any]:
+        """Return the prepared query that finds another record holding a unique value."""
+        return self._unique_queries[name]
+
     def input_schema(self, creating: bool) -> dict[str, Any]:
         """Return the JSON Schema that raw input must satisfy."""
         props = {f.name: f.kind.json_schema(f) for f in self.entity.fields if not f.read_only}

@@ -39,7 +39,7 @@ class SaveContext:
         """Return which of `ids` exist in `table`, in one query."""
         if not ids:
             return set()
-        rows = self.session.execute(sa.select(table.c.id).where(table.c.id.in_(ids)))
+        rows = self.session.connection().execute(sa.select(table.c.id).where(table.c.id.in_(ids)))
         return {r[0] for r in rows}
 
     def file_rows(self, ids: set[str]) -> Mapping[str, Mapping[str, Any]]:
@@ -66,14 +66,16 @@ class SaveContext:
             .values(value=table.c.value + 1)
             .returning(table.c.value)
         )
-        value = self.session.execute(bump).scalar()
+        value = self.session.connection().execute(bump).scalar()
         if value is None:
             try:
                 with self.session.begin_nested():
-                    self.session.execute(sa.insert(table).values(key=full_key, value=0))
+                    self.session.connection().execute(
+                        sa.insert(table).values(key=full_key, value=0)
+                    )
             except IntegrityError:
                 pass  # another transaction created the counter first; use it
-            value = self.session.execute(bump).scalar()
+            value = self.session.connection().execute(bump).scalar()
         return int(value)  # type: ignore[arg-type]
 
     def field_text(self, name: str, record: dict[str, Any]) -> str:
@@ -89,5 +91,9 @@ class SaveContext:
         target = self.registry.entity(qualify(self.entity.pack, entity_key))
         table = self.table_of(target.key)
         column = table.c[target.title_field or "id"]
-        found = self.session.execute(sa.select(column).where(table.c.id == record_id)).scalar()
+        found = (
+            self.session.connection()
+            .execute(sa.select(column).where(table.c.id == record_id))
+            .scalar()
+        )
         return str(found if found is not None else record_id)

@@ -47,14 +47,12 @@ def system_principal() -> Principal:
 
 
 def load_principal(session: Session, user: User, locale: str | None = None) -> Principal:
-    """Return the principal of a user, with their roles and grants loaded in two queries."""
-    roles = frozenset(
-        session.scalars(sa.select(UserRole.role).where(UserRole.user_id == user.id)).all()
-    )
+    """Return the principal of a user, with their roles and grants, in one query."""
     rows = session.execute(
-        sa.select(RolePermission.entity, RolePermission.action).where(
-            RolePermission.role.in_(roles)
-        )
+        sa.select(UserRole.role, RolePermission.entity, RolePermission.action)
+        .outerjoin(RolePermission, RolePermission.role == UserRole.role)
+        .where(UserRole.user_id == user.id)
     ).all()
-    grants = frozenset((str(e), str(a)) for e, a in rows)
+    roles = frozenset(str(r) for r, _e, _a in rows)
+    grants = frozenset((str(e), str(a)) for _r, e, a in rows if e is not None)
     return Principal(user.id, user.username, roles, grants, locale or user.locale or "zh-CN")

@@ -81,11 +81,8 @@ def check_record(
 def _unique_problem(
     session: Session, meta: EntityMeta, name: str, value: Any, record_id: int | None, path: str
 ) -> list[FieldError]:
-    table = meta.table
-    query = sa.select(table.c.id).where(table.c[name] == value)
-    if record_id is not None:
-        query = query.where(table.c.id != record_id)
-    if session.execute(query.limit(1)).first() is None:
+    params = {"value": value, "record_id": record_id or 0}
+    if session.connection().execute(meta.unique_query(name), params).first() is None:
         return []
     field_def = meta.entity.field_map[name]
     return [FieldError(path, "unique", {"value": field_def.kind.dump(field_def, value)})]
@@ -122,7 +119,7 @@ def read_row(
     query = sa.select(meta.table).where(meta.table.c.id == record_id)
     if lock:
         query = query.with_for_update()
-    row = session.execute(query).mappings().first()
+    row = session.connection().execute(query).mappings().first()
     if row is None:
         raise NotFound(f"{meta.entity.key} {record_id} does not exist")
     return from_row(meta, dict(row))
@@ -149,11 +146,15 @@ def read_children(
         for pid in parent_ids:
             out[pid][name] = []
         table = child.table
-        rows = session.execute(
-            sa.select(table)
-            .where(table.c.parent_id.in_(parent_ids))
-            .order_by(table.c.parent_id, table.c.row_order, table.c.id)
-        ).mappings()
+        rows = (
+            session.connection()
+            .execute(
+                sa.select(table)
+                .where(table.c.parent_id.in_(parent_ids))
+                .order_by(table.c.parent_id, table.c.row_order, table.c.id)
+            )
+            .mappings()
+        )
         for row in rows:
             out[row["parent_id"]][name].append(from_row(child, dict(row)))
     return out
@@ -177,7 +178,7 @@ def write_children(
         kept = {row["id"] for row in rows if row.get("id")}
         gone = set(old_rows) - kept
         if gone:
-            session.execute(sa.delete(child.table).where(child.table.c.id.in_(gone)))
+            session.connection().execute(sa.delete(child.table).where(child.table.c.id.in_(gone)))
         written[name] = [
             _write_row(session, child, parent_id, order, row, old_rows.get(row.get("id")), stamp)
             for order, row in enumerate(rows)
@@ -208,8 +209,8 @@ def _write_row(
     table = child.table
     if old is None:
         values = {**stored, **stamp, "parent_id": parent_id, "row_order": order, "version": 1}
-        result = session.execute(sa.insert(table).values(values))
-        row_id = int(result.inserted_primary_key[0])  # type: ignore[attr-defined]
+        result = session.connection().execute(sa.insert(table).values(values))
+        row_id = int(result.inserted_primary_key[0])  # type: ignore[index]
     else:
         row_id = old["id"]
         changed = {
@@ -218,7 +219,7 @@ def _write_row(
             if v != child.entity.field_map[k].kind.to_db(child.entity.field_map[k], old.get(k))
         }
         if changed or old.get("row_order") != order:
-            session.execute(
+            session.connection().execute(
                 sa.update(table)
                 .where(table.c.id == row_id)
                 .values(

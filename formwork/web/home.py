@@ -9,6 +9,7 @@ from flask import current_app, redirect, render_template, request, session, url_
 from flask_login import current_user, login_required
 
 from formwork.api.context import registry
+from formwork.auth import principal_cache
 from formwork.db import get_session
 from formwork.runtime.errors import NotFound
 from formwork.runtime.models import AuditEntry
@@ -86,6 +87,7 @@ def set_locale() -> Any:
             user = db.merge(current_user.user)
             user.locale = chosen
             db.commit()
+            principal_cache().clear()  # the principal carries the locale
     target = request.form.get("next", "")
     safe = target.startswith("/") and not target.startswith("//")
     return redirect(target if safe else url_for("web.home"))
