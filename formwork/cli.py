@@ -38,7 +38,10 @@ def init_app(app: Flask) -> None:
     """Register the commands on the app."""
     from formwork.cli_packs import pack_group
 
-    for command in (init_command, user_group, role_group, entity_group, pack_group):
+    for command in (
+        init_command, user_group, role_group, entity_group, pack_group, worker_command,
+        process_group,
+    ):  # fmt: skip
         app.cli.add_command(command)
 
 
@@ -190,3 +193,56 @@ def _problems(exc: Any) -> str:
         return str(exc) + "\nrun again with --confirm to accept the loss"
     lines = [f"{e.pointer}: {e.message('en')}" for e in exc.errors]
     return f"{len(lines)} problem(s):\n" + "\n".join(lines)
+
+
+@click.command("worker")
+@click.option(
+    "--interval", default=5.0, type=click.FloatRange(0.1, 3600), help="Seconds between passes."
+)
+@click.option("--once", is_flag=True, help="Fire what is due now and exit.")
+@with_appcontext
+def worker_command(interval: float, once: bool) -> None:
+    """Fire due workflow timers (run several against PostgreSQL; one with SQLite)."""
+    from formwork.api.workflow import runtime
+    from formwork.runtime.workflow.worker import run_worker
+
+    cache = current_app.extensions["formwork.registry"]
+    click.echo(f"formwork worker: firing due timers every {interval:g} s")
+    run_worker(
+        current_app.extensions["formwork.sessions"], runtime(), cache.get,
+        current_app.extensions["formwork.events"], interval, once,
+    )  # fmt: skip
+
+
+@click.group("process")
+def process_group() -> None:
+    """Deploy and list workflow processes."""
+
+
+@process_group.command("deploy")
+@click.argument("bpmn", type=click.Path(dir_okay=False, exists=True))
+@click.option("--dmn", multiple=True, type=click.Path(dir_okay=False, exists=True))
+@click.option(
+    "--binding", default=None, help='JSON, e.g. {"entity": "pack.name", "state_field": "state"}'
+)
+@with_appcontext
+def process_deploy(bpmn: str, dmn: tuple[str, ...], binding: str | None) -> None:
+    """Deploy a BPMN file (and its DMN tables) as a new version unless unchanged."""
+    import json
+
+    from formwork.runtime.errors import ValidationFailed
+    from formwork.runtime.security import system_principal
+    from formwork.runtime.workflow.deploy import deploy
+
+    session = get_session()
+    texts = [Path(p).read_text(encoding="utf-8") for p in dmn]
+    try:
+        row, created = deploy(
+            session, Path(bpmn).read_text(encoding="utf-8"), texts, principal=system_principal(),
+            binding=json.loads(binding) if binding else None,
+        )  # fmt: skip
+    except (ValidationFailed, ValueError) as exc:
+        text = _problems(exc) if isinstance(exc, ValidationFailed) else str(exc)
+        raise click.ClickException(text) from exc
+    session.commit()
+    click.echo(f"{row.key} version {row.version}" + ("" if created else " (unchanged)"))

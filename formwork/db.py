@@ -51,6 +51,8 @@ def for_writing(engine: sa.Engine) -> sa.Engine:
 
 def create_system_tables(engine: sa.Engine) -> None:
     """Create the platform's own tables when missing."""
+    from formwork.runtime.workflow import models as _workflow_models  # noqa: F401  (tables)
+
     Base.metadata.create_all(engine)
 
 

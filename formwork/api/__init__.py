@@ -20,7 +20,7 @@ UNSAFE = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 
 def init_app(app: Flask) -> None:
     """Register the API blueprint; CSRF is checked here only for cookie sessions."""
-    from formwork.api import files, openapi, packs, records  # noqa: F401  (routes register on import)
+    from formwork.api import files, openapi, packs, records, workflow  # noqa: F401  (routes register on import)
 
     app.register_blueprint(bp)
     csrf = app.extensions.get("csrf")

@@ -1,0 +1,229 @@
+"""Workflow endpoints: the task inbox, task detail and actions, process instances, deploys."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable
+from typing import Any
+
+from flask import current_app, jsonify, request, url_for
+from flask.blueprints import BlueprintSetupState
+
+from formwork.api import bp
+from formwork.api.context import json_body, record_service, registry
+from formwork.auth import current_principal
+from formwork.db import get_session
+from formwork.runtime.errors import (
+    FieldError,
+    PermissionDenied,
+    RuntimeFailure,
+    ValidationFailed,
+)
+from formwork.runtime.security import Principal
+from formwork.runtime.workflow import actions, views
+from formwork.runtime.workflow.context import StepFailed
+from formwork.runtime.workflow.deploy import deploy
+from formwork.runtime.workflow.models import ProcessInstance
+from formwork.runtime.workflow.service import WorkflowRuntime, WorkflowService, record_failure
+from formwork.runtime.workflow.tasks import get_row, inbox
+
+
+def runtime() -> WorkflowRuntime:
+    """Return the app's workflow runtime."""
+    return current_app.extensions["formwork.workflow"]  # type: ignore[no-any-return]
+
+
+@bp.record_once
+def _set_up(state: BlueprintSetupState) -> None:
+    """Give the app its workflow runtime and guard its records in approval."""
+    found = WorkflowRuntime()
+    state.app.extensions["formwork.workflow"] = found
+    found.guard.subscribe(state.app.extensions["formwork.events"])
+
+
+def _principal() -> Principal:
+    principal = current_principal()
+    assert principal is not None  # the API's before_request refused anonymous calls
+    return principal
+
+
+def workflow_service() -> WorkflowService:
+    """Return a workflow service for the request's principal."""
+    return WorkflowService(
+        get_session(),
+        _principal(),
+        runtime(),
+        registry(),
+        current_app.extensions["formwork.events"],
+    )
+
+
+def _body() -> dict[str, Any]:
+    body = json_body()
+    if not isinstance(body, dict):
+        raise ValidationFailed([FieldError("/", "not_object")])
+    return body
+
+
+def _committed(
+    service: WorkflowService, run: Callable[[], ProcessInstance], retry: dict[str, Any]
+) -> ProcessInstance:
+    """Run a step and commit; a failed step is rolled back and its error shown on the instance."""
+    try:
+        instance = run()
+    except StepFailed as exc:
+        service.session.rollback()
+        if exc.instance_id is not None and retry.get("instance_id") is not None:
+            record_failure(service.session, exc.instance_id, str(exc), retry)
+            service.session.commit()
+        raise
+    except RuntimeFailure:
+        service.session.rollback()
+        raise
+    service.session.commit()
+    return instance
+
+
+def _now() -> dt.datetime:
+    return dt.datetime.now(dt.UTC)
+
+
+@bp.get("/tasks")
+def tasks_view() -> Any:
+    """List my ready tasks: `process`, `step`, `entity`, `record_id`, `overdue=1`, `scope=all`."""
+    items = inbox(get_session(), _principal(), request.args.to_dict(), _now())
+    return jsonify(items=items)
+
+
+@bp.get("/tasks/<task_id>")
+def task_view(task_id: str) -> Any:
+    """Return a task with its form (JSON Schema), its record, actions and the history."""
+    service = workflow_service()
+    return jsonify(views.task_detail(service, get_row(service.session, task_id), record_service()))
+
+
+@bp.post("/tasks/<task_id>/complete")
+def complete_view(task_id: str) -> Any:
+    """Act on a task: {"action": approve|reject|return|delegate|add_signer|withdraw|comment}."""
+    body = _body()
+    service = workflow_service()
+    row = get_row(service.session, task_id)
+    retry = {"instance_id": row.instance_id, "task_id": task_id, **_jsonable(body)}
+    instance = _committed(
+        service,
+        lambda: actions.complete(
+            service, task_id, body.get("action"), body.get("comment"), body.get("data")
+        ),
+        retry,
+    )
+    return jsonify(views.instance_json(service, instance, with_tasks=True))
+
+
+@bp.get("/processes")
+def processes_view() -> Any:
+    """List process instances: `process`, `status`, `entity`, `record_id`, `mine=1`."""
+    service = workflow_service()
+    return jsonify(items=views.list_instances(service, request.args.to_dict()))
+
+
+@bp.post("/processes")
+def start_view() -> Any:
+    """Start a process: {"entity", "record_id"} submits a record; {"process", "data"} starts one."""
+    body = _body()
+    service = workflow_service()
+    if body.get("entity") is not None:
+        record_id = body.get("record_id")
+        if not isinstance(record_id, int) or isinstance(record_id, bool):
+            raise ValidationFailed([FieldError("/record_id", "type", {"expected": "integer"})])
+        run = lambda: service.submit(str(body["entity"]), record_id)  # noqa: E731
+    elif isinstance(body.get("process"), str):
+        if not service.principal.is_admin:
+            raise PermissionDenied("only administrators start unbound processes directly")
+        data = body.get("data") or {}
+        if not isinstance(data, dict):
+            raise ValidationFailed([FieldError("/data", "not_object")])
+        run = lambda: service.start(body["process"], data)  # noqa: E731
+    else:
+        raise ValidationFailed([FieldError("/entity", "required")])
+    instance = _committed(service, run, {})
+    location = url_for("api.process_view", instance_id=instance.id)
+    return (
+        jsonify(views.instance_json(service, instance, with_tasks=True)),
+        201,
+        {"Location": location},
+    )
+
+
+@bp.get("/processes/<int:instance_id>")
+def process_view(instance_id: int) -> Any:
+    """Return an instance: status, error, ready tasks, history and the BPMN for a viewer."""
+    service = workflow_service()
+    instance = views.visible_instance(service, instance_id)
+    return jsonify(views.instance_json(service, instance, with_tasks=True, with_history=True))
+
+
+@bp.post("/processes/<int:instance_id>/retry")
+def retry_view(instance_id: int) -> Any:
+    """Run a failed step again (admins)."""
+    service = workflow_service()
+    if not service.principal.is_admin:
+        raise PermissionDenied("only administrators retry failed steps")
+    instance = _committed(
+        service, lambda: views.retry(service, instance_id), {"instance_id": instance_id}
+    )
+    return jsonify(views.instance_json(service, instance, with_tasks=True))
+
+
+@bp.post("/processes/<int:instance_id>/withdraw")
+def withdraw_view(instance_id: int) -> Any:
+    """Withdraw a request while no approver has acted (the submitter)."""
+    body = _body() if request.content_length else {}
+    service = workflow_service()
+    instance = _committed(
+        service, lambda: views.withdraw(service, instance_id, body.get("comment")), {}
+    )
+    return jsonify(views.instance_json(service, instance, with_tasks=True))
+
+
+@bp.post("/processes/migrate")
+def migrate_view() -> Any:
+    """Move running instances to another version: {"process", "to_version", "instances"|"step"}."""
+    from formwork.runtime.workflow.migrate import migrate_request
+
+    service = workflow_service()
+    if not service.principal.is_admin:
+        raise PermissionDenied("only administrators migrate instances")
+    result = migrate_request(service, _body())
+    service.session.commit()
+    return jsonify(result)
+
+
+@bp.post("/process-definitions")
+def deploy_view() -> Any:
+    """Deploy a process: {"bpmn": xml, "dmn": [xml…], "binding": {...}} (admins)."""
+    body = _body()
+    if not isinstance(body.get("bpmn"), str):
+        raise ValidationFailed([FieldError("/bpmn", "required")])
+    dmn = body.get("dmn") or []
+    if not isinstance(dmn, list) or not all(isinstance(d, str) for d in dmn):
+        raise ValidationFailed([FieldError("/dmn", "type", {"expected": "array of strings"})])
+    session = get_session()
+    row, created = deploy(
+        session, body["bpmn"], dmn, principal=_principal(), binding=body.get("binding"),
+        entities=list(registry().entities),
+    )  # fmt: skip
+    session.commit()
+    runtime().guard.forget()
+    return jsonify(views.definition_json(row)), 201 if created else 200
+
+
+@bp.get("/process-definitions")
+def definitions_view() -> Any:
+    """List deployed process versions."""
+    return jsonify(items=views.list_definitions(get_session()))
+
+
+def _jsonable(body: dict[str, Any]) -> dict[str, Any]:
+    from formwork.runtime.workflow.binding import to_json
+
+    return {k: to_json(v) for k, v in body.items() if k in ("action", "comment", "data")}

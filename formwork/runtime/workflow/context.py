@@ -1,0 +1,69 @@
+"""What one workflow step works with: session, actor, registry, the instance and the clock."""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy.orm import Session
+
+from formwork.runtime.errors import RuntimeFailure
+from formwork.runtime.events import EventBus
+from formwork.runtime.registry import Registry
+from formwork.runtime.security import ADMIN_ROLE, Principal
+from formwork.runtime.workflow.models import HistoryEntry, ProcessInstance
+
+
+class StepFailed(RuntimeFailure):
+    """The engine raised while running a step; nothing of the step was kept."""
+
+    status = 422
+    title = "Workflow step failed"
+    kind = "step-failed"
+
+    def __init__(self, message: str, instance_id: int | None = None) -> None:
+        super().__init__(message)
+        self.instance_id = instance_id
+
+
+@dataclass
+class StepContext:
+    """The explicit context of one step; service tasks receive it."""
+
+    session: Session
+    actor: Principal
+    registry: Registry | None
+    events: EventBus
+    instance: ProcessInstance
+    now: dt.datetime
+    binding: dict[str, Any] | None = None
+    notes: list[str] = field(default_factory=list)
+
+    def workflow_principal(self) -> Principal:
+        """Return the actor with the authority of the process (its changes are the process's)."""
+        actor = self.actor
+        return Principal(actor.user_id, actor.username, actor.roles | {ADMIN_ROLE}, actor.grants)
+
+    def history(
+        self,
+        action: str,
+        *,
+        task_id: str | None = None,
+        step: str | None = None,
+        comment: str = "",
+        details: dict[str, Any] | None = None,
+    ) -> None:
+        """Record one action on the instance."""
+        self.session.add(
+            HistoryEntry(
+                instance_id=self.instance.id,
+                task_id=task_id,
+                step=step,
+                action=action,
+                comment=comment or "",
+                details=details or {},
+                user_id=self.actor.user_id,
+                at=self.now,
+            )
+        )

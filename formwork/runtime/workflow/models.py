@@ -1,0 +1,142 @@
+"""The workflow tables: versioned definitions, instances, the ready-task projection, history."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.orm import Mapped, mapped_column
+
+from formwork.runtime.models import ID, Base, utcnow
+
+TS = sa.DateTime(timezone=True)
+
+
+class ProcessDefinition(Base):
+    """One deployed version of a process: its BPMN and DMN sources and their hash."""
+
+    __tablename__ = "fw_wf_definitions"
+    __table_args__ = (
+        sa.UniqueConstraint("key", "version"),
+        sa.Index("ix_fw_wf_definitions_hash", "key", "source_hash"),
+    )
+    id: Mapped[int] = mapped_column(ID, primary_key=True, autoincrement=True)
+    key: Mapped[str] = mapped_column(sa.String(100))
+    version: Mapped[int] = mapped_column(sa.Integer())
+    name: Mapped[str] = mapped_column(sa.String(200), default="")
+    bpmn: Mapped[str] = mapped_column(sa.Text())
+    dmn: Mapped[list[Any]] = mapped_column(default=list)
+    source_hash: Mapped[str] = mapped_column(sa.String(64))
+    binding: Mapped[dict[str, Any] | None] = mapped_column(sa.JSON, default=None)
+    deployed_at: Mapped[dt.datetime] = mapped_column(TS, default=utcnow)
+    deployed_by: Mapped[int | None] = mapped_column(ID, default=None)
+
+
+class ProcessInstance(Base):
+    """A running or finished process: its state (without the spec) and where it stands."""
+
+    __tablename__ = "fw_wf_instances"
+    __table_args__ = (
+        sa.Index("ix_fw_wf_instances_record", "entity", "record_id"),
+        sa.Index("ix_fw_wf_instances_timer", "status", "timer_due_at"),
+    )
+    id: Mapped[int] = mapped_column(ID, primary_key=True, autoincrement=True)
+    definition_id: Mapped[int] = mapped_column(sa.ForeignKey("fw_wf_definitions.id"), index=True)
+    process_key: Mapped[str] = mapped_column(sa.String(100), index=True)
+    status: Mapped[str] = mapped_column(sa.String(20), default="running")
+    entity: Mapped[str | None] = mapped_column(sa.String(100), default=None)
+    record_id: Mapped[int | None] = mapped_column(ID, default=None)
+    title: Mapped[str] = mapped_column(sa.String(255), default="")
+    state: Mapped[str] = mapped_column(sa.Text(), default="")
+    lock_version: Mapped[int] = mapped_column(sa.Integer(), default=1)
+    steps: Mapped[int] = mapped_column(sa.Integer(), default=0)
+    error: Mapped[str | None] = mapped_column(sa.Text(), default=None)
+    failed_action: Mapped[dict[str, Any] | None] = mapped_column(sa.JSON, default=None)
+    timer_due_at: Mapped[dt.datetime | None] = mapped_column(TS, default=None)
+    started_by: Mapped[int | None] = mapped_column(ID, default=None)
+    started_at: Mapped[dt.datetime] = mapped_column(TS, default=utcnow)
+    updated_at: Mapped[dt.datetime] = mapped_column(TS, default=utcnow)
+    ended_at: Mapped[dt.datetime | None] = mapped_column(TS, default=None)
+
+
+class TaskRow(Base):
+    """The projection of one user task, so an inbox is one indexed query.
+
+    Rows stay after the task is done (status `completed` or `cancelled`) so that a second
+    completion is told the task is gone (409), not that it never existed (404).
+    """
+
+    __tablename__ = "fw_wf_tasks"
+    __table_args__ = (
+        sa.Index("ix_fw_wf_tasks_assignee", "status", "assignee_id", "created_at", "id"),
+        sa.Index("ix_fw_wf_tasks_role", "status", "role", "assignee_id", "created_at", "id"),
+        sa.Index("ix_fw_wf_tasks_instance", "instance_id", "status"),
+    )
+    id: Mapped[str] = mapped_column(sa.String(36), primary_key=True)
+    instance_id: Mapped[int] = mapped_column(
+        sa.ForeignKey("fw_wf_instances.id", ondelete="CASCADE")
+    )
+    process_key: Mapped[str] = mapped_column(sa.String(100))
+    step: Mapped[str] = mapped_column(sa.String(200))
+    name: Mapped[str] = mapped_column(sa.String(255), default="")
+    lane: Mapped[str | None] = mapped_column(sa.String(100), default=None)
+    role: Mapped[str | None] = mapped_column(sa.String(64), default=None)
+    assignee_id: Mapped[int | None] = mapped_column(ID, default=None)
+    entity: Mapped[str | None] = mapped_column(sa.String(100), default=None)
+    record_id: Mapped[int | None] = mapped_column(ID, default=None)
+    title: Mapped[str] = mapped_column(sa.String(255), default="")
+    status: Mapped[str] = mapped_column(sa.String(20), default="ready")
+    created_at: Mapped[dt.datetime] = mapped_column(TS, default=utcnow)
+    due_at: Mapped[dt.datetime | None] = mapped_column(TS, default=None)
+    done_at: Mapped[dt.datetime | None] = mapped_column(TS, default=None)
+    done_by: Mapped[int | None] = mapped_column(ID, default=None)
+
+
+class HistoryEntry(Base):
+    """One action on an instance: who, when, which step, what, and the comment."""
+
+    __tablename__ = "fw_wf_history"
+    id: Mapped[int] = mapped_column(ID, primary_key=True, autoincrement=True)
+    instance_id: Mapped[int] = mapped_column(
+        sa.ForeignKey("fw_wf_instances.id", ondelete="CASCADE"), index=True
+    )
+    task_id: Mapped[str | None] = mapped_column(sa.String(36), default=None)
+    step: Mapped[str | None] = mapped_column(sa.String(200), default=None)
+    action: Mapped[str] = mapped_column(sa.String(30))
+    comment: Mapped[str] = mapped_column(sa.Text(), default="")
+    details: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    user_id: Mapped[int | None] = mapped_column(ID, default=None)
+    at: Mapped[dt.datetime] = mapped_column(TS, default=utcnow)
+
+
+class Notification(Base):
+    """A message the `notify` service task leaves for a user."""
+
+    __tablename__ = "fw_wf_notifications"
+    __table_args__ = (sa.Index("ix_fw_wf_notifications_user", "user_id", "read_at"),)
+    id: Mapped[int] = mapped_column(ID, primary_key=True, autoincrement=True)
+    user_id: Mapped[int | None] = mapped_column(ID, default=None)
+    role: Mapped[str | None] = mapped_column(sa.String(64), default=None)
+    subject: Mapped[str] = mapped_column(sa.String(255))
+    body: Mapped[str] = mapped_column(sa.Text(), default="")
+    instance_id: Mapped[int | None] = mapped_column(ID, default=None)
+    created_at: Mapped[dt.datetime] = mapped_column(TS, default=utcnow)
+    read_at: Mapped[dt.datetime | None] = mapped_column(TS, default=None)
+
+
+class Job(Base):
+    """A unit of background work, claimed by one worker at a time."""
+
+    __tablename__ = "fw_wf_jobs"
+    __table_args__ = (sa.Index("ix_fw_wf_jobs_due", "status", "run_at"),)
+    id: Mapped[int] = mapped_column(ID, primary_key=True, autoincrement=True)
+    kind: Mapped[str] = mapped_column(sa.String(100))
+    payload: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    status: Mapped[str] = mapped_column(sa.String(20), default="queued")
+    run_at: Mapped[dt.datetime] = mapped_column(TS, default=utcnow)
+    attempts: Mapped[int] = mapped_column(sa.Integer(), default=0)
+    max_attempts: Mapped[int] = mapped_column(sa.Integer(), default=5)
+    error: Mapped[str | None] = mapped_column(sa.Text(), default=None)
+    created_at: Mapped[dt.datetime] = mapped_column(TS, default=utcnow)
+    done_at: Mapped[dt.datetime | None] = mapped_column(TS, default=None)

@@ -1,0 +1,80 @@
+"""Timers and escalation: the worker fires a due boundary timer after a reload; overdue tasks."""
+
+from __future__ import annotations
+
+import datetime as dt
+import time
+
+from formwork.runtime.registry import load_registry
+from formwork.runtime.security import load_principal
+from formwork.runtime.workflow.models import ProcessInstance, TaskRow
+from formwork.runtime.workflow.service import WorkflowRuntime
+from formwork.runtime.workflow.tasks import inbox
+from formwork.runtime.workflow.worker import fire_timers
+from tests.workflow.test_process import act, new_request, ready
+
+
+def to_finance(session, ccb, wf_for, escalate_after):
+    record_id = new_request(session, ccb, amount="300000.00", escalate_after=escalate_after)
+    instance = wf_for("submitter").submit("ccb.change_request", record_id)
+    session.commit()
+    act(wf_for, "site", ready(session, instance.id)["site_review"])
+    act(wf_for, "cost", ready(session, instance.id)["cost_review"])
+    act(wf_for, "pm", ready(session, instance.id)["pm_review"])
+    return instance.id
+
+
+def test_worker_escalates_after_the_boundary_timer(app, session, ccb, wf_for):
+    instance_id = to_finance(session, ccb, wf_for, "PT0.3S")
+    finance = ready(session, instance_id)["finance_review"]
+    due = session.get(ProcessInstance, instance_id).timer_due_at
+    assert due is not None
+    sessions = app.extensions["formwork.sessions"]
+    session.rollback()  # the worker opens its own transactions
+    early = fire_timers(
+        sessions,
+        WorkflowRuntime(),
+        load_registry,
+        now=dt.datetime.now(dt.UTC) - dt.timedelta(hours=1),
+    )
+    assert early.fired == 0  # nothing is due yet
+    time.sleep(0.4)
+    outcome = fire_timers(
+        sessions, WorkflowRuntime(), load_registry
+    )  # a fresh process: cold spec cache
+    assert (outcome.fired, outcome.failed) == (1, 0)
+    session.expire_all()
+    tasks = ready(session, instance_id)
+    assert list(tasks) == ["escalated_review"]
+    assert tasks["escalated_review"].assignee_id == ccb["pm"]["id"]
+    assert session.get(TaskRow, finance.id).status == "cancelled"
+    assert session.get(ProcessInstance, instance_id).timer_due_at is None
+    act(wf_for, "pm", tasks["escalated_review"])
+    assert session.get(ProcessInstance, instance_id).status == "completed"
+
+
+def test_a_long_timer_is_not_fired_early(app, session, ccb, wf_for):
+    instance_id = to_finance(session, ccb, wf_for, "PT48H")
+    due = session.get(ProcessInstance, instance_id).timer_due_at
+    hours = (
+        due.replace(tzinfo=due.tzinfo or dt.UTC) - dt.datetime.now(dt.UTC)
+    ).total_seconds() / 3600
+    assert 47.9 < hours <= 48
+    session.rollback()
+    outcome = fire_timers(app.extensions["formwork.sessions"], WorkflowRuntime(), load_registry)
+    assert outcome.fired == 0
+    assert list(ready(session, instance_id)) == ["finance_review"]
+
+
+def test_overdue_tasks_are_flagged_in_the_inbox(session, ccb, wf_for):
+    record_id = new_request(session, ccb)
+    wf_for("submitter").submit("ccb.change_request", record_id)
+    session.commit()
+    site = load_principal(session, ccb["site"]["user"])
+    now = dt.datetime.now(dt.UTC)
+    [task] = inbox(session, site, {}, now)
+    assert task["overdue"] is False and task["step"] == "site_review"
+    later = now + dt.timedelta(days=3)  # the step is due in two days
+    [task] = inbox(session, site, {"overdue": "1"}, later)
+    assert task["overdue"] is True
+    assert inbox(session, site, {"overdue": "1"}, now) == []
