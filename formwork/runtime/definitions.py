@@ -151,7 +151,9 @@ def qualify(pack: str, ref: str) -> str:
 
 def meta_schema_errors(document: Any) -> list[FieldError]:
     """Return every meta-schema error of an entity document, each with its JSON pointer."""
-    validator = jsonschema.Draft202012Validator(load_meta_schema("entity.schema.json"))
+    from formwork.runtime import metaschemas
+
+    validator = metaschemas.validator("entity.schema.json")  # built once, then cached
     errors = sorted(validator.iter_errors(document), key=lambda e: list(map(str, e.absolute_path)))
     return [
         FieldError(_pointer(e.absolute_path), "schema", {"detail": _describe(e)}) for e in errors

@@ -18,6 +18,7 @@ from werkzeug.serving import make_server
 from tests.conftest import PASSWORD
 from tests.web.conftest import LAYOUTS
 from tests.web.helpers import create, project
+from tests.workflow.conftest import ccb, runtime, wf_for  # noqa: F401  (fixtures)
 
 CHROMIUM = Path("/usr/bin/chromium")
 SHOTS = Path(__file__).resolve().parents[2] / "screenshots"
@@ -253,3 +254,20 @@ def test_switch_language(chromium, server, web):
     _shot(page, "form-en")
     page.get_by_test_id("lang-switch").click()
     playwright_api.expect(page.get_by_label("项目编号")).to_be_visible()
+
+
+def test_process_view_draws_the_diagram_with_steps_marked(chromium, server, session, ccb, wf_for):
+    from tests.workflow.test_process import act, new_request, ready
+
+    instance_id = wf_for("submitter").submit("ccb.change_request", new_request(session, ccb)).id
+    session.commit()
+    act(wf_for, "site", ready(session, instance_id)["site_review"], comment="图纸齐全")
+    page = _page(chromium, server, user="submitter")
+    page.goto(f"{server}/app/processes/{instance_id}")
+    canvas = page.get_by_test_id("process-canvas")
+    playwright_api.expect(canvas).to_have_attribute("data-rendered", "true")
+    assert canvas.locator("svg").count() >= 1
+    playwright_api.expect(page.locator(".djs-element.fw-step-current")).to_have_count(2)
+    playwright_api.expect(page.locator(".djs-element.fw-step-completed")).to_have_count(1)
+    playwright_api.expect(page.get_by_test_id("history")).to_contain_text("图纸齐全")
+    _shot(page, "process")

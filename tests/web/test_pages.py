@@ -35,7 +35,7 @@ def test_home_shows_navigation_grouped_by_pack_and_recent_records(web, admin, us
     assert "/app/sample/project" in html and "/app/sample/day_sheet" in html
     assert "/app/sample/day_sheet_line" not in html  # line items have no page of their own
     assert f"/app/sample/project/{record['id']}" in html
-    assert 'data-testid="open-tasks">—' in html
+    assert 'data-testid="open-tasks">0' in html
 
 
 def test_home_counts_open_tasks_when_a_workflow_engine_registers_a_counter(web, admin):

@@ -76,6 +76,8 @@ class _Checker:
         self.check_listing()
         self.load_documents()
         self.check_entities()
+        if not self.problems:
+            self.check_workflows()
         self.check_references()
         self.check_kinds()
         if self.problems:
@@ -145,6 +147,28 @@ class _Checker:
             etree.fromstring(raw, parser)
         except etree.XMLSyntaxError as exc:
             self.add("pack.E061", path, f"line {exc.lineno}", str(exc))
+
+    def check_workflows(self) -> None:
+        """Parse each BPMN file (with the pack's DMN tables) and check every expression."""
+        from formwork.runtime.errors import ValidationFailed
+        from formwork.runtime.workflow.deploy import parse_process
+
+        paths = self.manifest.paths("workflows")
+        sources: dict[str, str] = {}
+        for path in paths:
+            text = self.checked.documents.get(path)
+            if not isinstance(text, str):
+                return  # unreadable or refused XML is reported already
+            sources[path] = text
+        dmn = [text for p, text in sources.items() if p.endswith(".dmn")]
+        for path, text in sources.items():
+            if not path.endswith(".bpmn"):
+                continue
+            try:
+                parse_process(text, dmn)
+            except ValidationFailed as exc:
+                for error in exc.errors:
+                    self.add("pack.E062", path, error.pointer, error.message("en"))
 
     def check_entities(self) -> None:
         for path, document in self.checked.entities.items():

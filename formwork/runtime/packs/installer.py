@@ -122,6 +122,7 @@ def install_one(session: Session, checked: CheckedPack, options: InstallOptions)
     patches = _reconcile(session, checked, options)
     _apply_entities(session, checked, patches, options)
     _store_files(session, checked)
+    _deploy_workflows(session, checked, patches, options)
     install_roles(session, name, _effective(checked, "roles", patches))
     verb = "installed" if record is None or record.status != "installed" else "upgraded to"
     _save_record(session, checked, record)
@@ -191,6 +192,26 @@ def _apply_entities(
         session, checked.name, documents, confirm=options.confirm, user_id=options.user_id
     )
     options.report += [f"{checked.name}: {line}" for line in done]
+
+
+def _deploy_workflows(
+    session: Session, checked: CheckedPack, patches: Mapping[str, Any], options: InstallOptions
+) -> None:
+    """Deploy the pack's processes; an unchanged one stays at its version, a changed one
+    becomes a new version (running instances keep theirs)."""
+    from formwork.runtime.security import system_principal
+    from formwork.runtime.workflow.deploy import deploy
+
+    paths = checked.manifest.paths("workflows")
+    texts = {p: patches.get(p) or checked.documents[p] for p in paths}
+    dmn = [t for p, t in texts.items() if p.endswith(".dmn")]
+    for path, text in texts.items():
+        if path.endswith(".bpmn"):
+            row, created = deploy(
+                session, text, dmn, principal=system_principal(), pack=checked.name
+            )
+            if created:
+                options.report.append(f"{checked.name}: deployed {row.key} version {row.version}")
 
 
 def _store_files(session: Session, checked: CheckedPack) -> None:

@@ -30,6 +30,7 @@ CODES = {
     "pack.E051": "menu names an unknown entity or report",
     "pack.E060": "XML with a DOCTYPE (entities are refused)",
     "pack.E061": "XML not well-formed",
+    "pack.E062": "BPMN/DMN invalid or unsafe (parse error, or an expression the evaluator refuses)",
     "pack.E070": "fixture invalid",
     "pack.E071": "fixture names an unknown entity or field",
     "pack.E080": "unsafe archive",

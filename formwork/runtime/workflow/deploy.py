@@ -250,6 +250,7 @@ def deploy(
     binding: Mapping[str, Any] | None = None,
     key: str | None = None,
     entities: Iterable[str] | None = None,
+    pack: str | None = None,
 ) -> tuple[ProcessDefinition, bool]:
     """Store a new version of a process unless its sources equal the latest one's.
 
@@ -276,6 +277,7 @@ def deploy(
         source_hash=digest,
         binding=checked,
         deployed_by=principal.user_id,
+        pack=pack,
     )
     session.add(row)
     session.flush()

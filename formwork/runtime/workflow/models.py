@@ -31,6 +31,8 @@ class ProcessDefinition(Base):
     binding: Mapped[dict[str, Any] | None] = mapped_column(sa.JSON, default=None)
     deployed_at: Mapped[dt.datetime] = mapped_column(TS, default=utcnow)
     deployed_by: Mapped[int | None] = mapped_column(ID, default=None)
+    # The module pack that shipped the process (None for one deployed by hand).
+    pack: Mapped[str | None] = mapped_column(sa.String(40), default=None, index=True)
 
 
 class ProcessInstance(Base):

@@ -100,6 +100,7 @@ class WorkflowService:
         """Start the latest version of a process with the given data."""
         definition = latest_definition(self.session, key)
         assert definition is not None
+        self._refuse_if_paused(definition, "start")
         instance = ProcessInstance(
             definition_id=definition.id,
             process_key=key,
@@ -181,10 +182,22 @@ class WorkflowService:
         if instance.status not in statuses:
             raise Conflict(f"instance {instance_id} is {instance.status}")
         definition = self.definition(instance.definition_id)
+        self._refuse_if_paused(definition, "continue")
         ctx = self._context(instance, definition)
         workflow = self.load(instance, ctx)
         self._advance(instance, workflow, ctx, change)
         return instance
+
+    def _refuse_if_paused(self, definition: ProcessDefinition, verb: str) -> None:
+        """Refuse to start or move a process whose module pack is switched off.
+
+        Its instances are paused, not lost: they go on when the pack is switched on.
+        """
+        if self.registry is not None and definition.pack in self.registry.disabled_packs:
+            raise Conflict(
+                f"cannot {verb} '{definition.key}': pack '{definition.pack}' is "
+                "switched off; its running instances are paused"
+            )
 
     def lock(self, instance_id: int) -> ProcessInstance:
         """Lock an instance row for this transaction (FOR UPDATE, plus a version claim)."""
