@@ -9,7 +9,7 @@ from flask import jsonify, request, url_for
 from formwork.api import bp
 from formwork.api.context import entity_key, json_body, record_service, registry
 from formwork.db import get_session
-from formwork.runtime.aggregate import aggregate, check_params
+from formwork.runtime.aggregate import MAX_GROUPS, aggregate, check_params
 from formwork.runtime.audit import history
 from formwork.runtime.errors import FieldError, ValidationFailed
 from formwork.runtime.query import list_records
@@ -89,7 +89,8 @@ def aggregate_view(pack: str, entity: str) -> Any:
     record_service().principal.require(key, "read")
     check_params(_params())
     rows = aggregate(get_session(), registry(), registry().meta(key), _params())
-    return jsonify(items=rows)
+    # The SQL stops at MAX_GROUPS groups; say so rather than dropping groups silently.
+    return jsonify(items=rows, truncated=len(rows) >= MAX_GROUPS)
 
 
 @bp.get("/<pack>/<entity>/<int:record_id>/history")

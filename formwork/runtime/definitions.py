@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -22,12 +21,6 @@ NAME_RE = re.compile(r"^[a-z][a-z0-9]*(_[a-z0-9]+)*$")
 SYSTEM_COLUMNS = ("id", "created_at", "created_by", "updated_at", "updated_by", "version")
 CHILD_COLUMNS = ("parent_id", "row_order")
 SCHEMA_DIR = Path(__file__).resolve().parents[2] / "schemas"
-
-
-def load_meta_schema(name: str) -> dict[str, Any]:
-    """Return a meta-schema from `schemas/` by file name."""
-    with (SCHEMA_DIR / name).open(encoding="utf-8") as handle:
-        return json.load(handle)  # type: ignore[no-any-return]
 
 
 @dataclass(frozen=True)

@@ -114,7 +114,10 @@ class AuditEntry(Base):
     """Who changed which record, when, and each field's old and new value."""
 
     __tablename__ = "fw_audit"
-    __table_args__ = (sa.Index("ix_fw_audit_record", "entity", "record_id"),)
+    __table_args__ = (
+        sa.Index("ix_fw_audit_record", "entity", "record_id"),
+        sa.Index("ix_fw_audit_user", "user_id", "id"),  # a user's recent records
+    )
     id: Mapped[int] = mapped_column(ID, primary_key=True, autoincrement=True)
     entity: Mapped[str] = mapped_column(sa.String(100))
     record_id: Mapped[int] = mapped_column(ID)

@@ -132,7 +132,10 @@ class Query:
                 self.errors.append(FieldError("sort", "unknown_sort_field", {"name": name}))
                 continue
             terms.append(column.desc() if item.startswith("-") else column.asc())
-        terms.append(self.table.c.id.desc() if not terms else self.table.c.id.asc())
+        # Ties break on id in the direction of the first term, so an index on (field, id)
+        # can serve the whole ORDER BY; the default order is newest first.
+        newest_first = not terms or (sort or "").split(",")[0].startswith("-")
+        terms.append(self.table.c.id.desc() if newest_first else self.table.c.id.asc())
         return terms
 
     def raise_errors(self) -> None:

@@ -14,7 +14,7 @@ import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from formwork.runtime.audit import record_audit
+from formwork.runtime.audit import diff, record_audit
 from formwork.runtime.errors import Conflict, FieldError, NotFound, ValidationFailed
 from formwork.runtime.events import EventBus, RecordEvent
 from formwork.runtime.expressions import ExpressionError
@@ -109,6 +109,9 @@ class RecordService:
             converted.errors,
         )
         record = self._prepare(meta, merged, ctx, inserting=False, record_id=record_id)
+        rows = {name: record.get(name, []) for name, _child in meta.children}
+        if not diff(before, dump_record(meta, {**old, **record, "id": record_id}, rows)):
+            return before  # nothing changed: no new version, no audit entry, no conflict later
         self._emit("before_save", meta, record, old, record_id)
         row = {
             **_stored(meta, record),

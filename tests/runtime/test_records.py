@@ -109,3 +109,18 @@ def test_rolled_back_insert_gives_its_number_back(sample, session):
         "sample.day_sheet", {"project": project["id"], "work_date": "2026-11-20"}
     )
     assert sheet["number"] == "DW-20261120-001"
+
+
+def test_an_update_that_changes_nothing_keeps_the_version(sample, session):
+    records = service(session)
+    created = records.create("sample.project", {"code": "P1", "name": "x"})
+    same = records.update("sample.project", created["id"], {"name": "x"}, 1)
+    assert same["version"] == 1
+    changed = records.update("sample.project", created["id"], {"name": "y"}, 1)
+    assert changed["version"] == 2
+    from formwork.runtime.audit import history
+
+    assert [h["action"] for h in history(session, "sample.project", created["id"])] == [
+        "create",
+        "update",
+    ]
