@@ -315,7 +315,7 @@ SCENARIOS = (
         "project=N, sort=-work_date",
         lambda n: {"project": str(n % PROJECTS + 1), "sort": "-work_date"},
         lambda t, n: t.c.project == n % PROJECTS + 1,
-        lambda t: [t.c.work_date.desc(), t.c.id.asc()],
+        lambda t: [t.c.work_date.desc(), t.c.id.desc()],
     ),
     Scenario(
         "work_date=D, sort=-amount",
@@ -324,7 +324,7 @@ SCENARIOS = (
             "sort": "-amount",
         },
         lambda t, n: t.c.work_date == FIRST_DAY + dt.timedelta(days=n % DAYS),
-        lambda t: [t.c.amount.desc(), t.c.id.asc()],
+        lambda t: [t.c.amount.desc(), t.c.id.desc()],
     ),
 )
 

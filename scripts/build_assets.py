@@ -19,6 +19,11 @@ FILES = (
     ("htmx.org", "dist/htmx.min.js", "htmx/htmx.min.js"),
     ("bpmn-js", "dist/bpmn-modeler.production.min.js", "bpmn-js/bpmn-modeler.production.min.js"),
     ("bpmn-js", "dist/bpmn-viewer.production.min.js", "bpmn-js/bpmn-viewer.production.min.js"),
+    (
+        "bpmn-js",
+        "dist/bpmn-navigated-viewer.production.min.js",
+        "bpmn-js/bpmn-navigated-viewer.production.min.js",
+    ),
     ("bpmn-js", "dist/assets", "bpmn-js/assets"),
     ("echarts", "dist/echarts.min.js", "echarts/echarts.min.js"),
     ("frappe-gantt", "dist/frappe-gantt.umd.js", "frappe-gantt/frappe-gantt.umd.js"),

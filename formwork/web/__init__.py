@@ -19,7 +19,7 @@ bp = Blueprint("web", __name__)
 
 def init_app(app: Flask) -> None:
     """Register the pages, Flask-Babel and the template helpers."""
-    from formwork.web import home, imports, lists, records  # noqa: F401  (routes register)
+    from formwork.web import home, imports, lists, records, tasks  # noqa: F401  (routes register)
 
     i18n.init_app(app)
     app.register_blueprint(bp)

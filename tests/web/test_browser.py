@@ -18,7 +18,10 @@ from werkzeug.serving import make_server
 from tests.conftest import PASSWORD
 from tests.web.conftest import LAYOUTS
 from tests.web.helpers import create, project
-from tests.workflow.conftest import ccb, runtime, wf_for  # noqa: F401  (fixtures)
+from tests.workflow import conftest as workflow_fixtures
+
+# The workflow fixtures: the change-request entity, its approvers and process.
+ccb, runtime, wf_for = workflow_fixtures.ccb, workflow_fixtures.runtime, workflow_fixtures.wf_for
 
 CHROMIUM = Path("/usr/bin/chromium")
 SHOTS = Path(__file__).resolve().parents[2] / "screenshots"
@@ -257,17 +260,23 @@ def test_switch_language(chromium, server, web):
 
 
 def test_process_view_draws_the_diagram_with_steps_marked(chromium, server, session, ccb, wf_for):
-    from tests.workflow.test_process import act, new_request, ready
+    from formwork.runtime.security import system_principal
+    from formwork.runtime.workflow.deploy import deploy
+    from tests.workflow.test_process import act, ready
 
-    instance_id = wf_for("submitter").submit("ccb.change_request", new_request(session, ccb)).id
+    bpmn = (Path(__file__).parent / "bpmn" / "two_reviews.bpmn").read_text("utf-8")
+    deploy(session, bpmn, principal=system_principal())
+    instance_id = wf_for("submitter").start("two_reviews", title="排水沟变更").id
     session.commit()
-    act(wf_for, "site", ready(session, instance_id)["site_review"], comment="图纸齐全")
+    act(wf_for, "boss", ready(session, instance_id)["first_review"], comment="图纸齐全")
     page = _page(chromium, server, user="submitter")
     page.goto(f"{server}/app/processes/{instance_id}")
     canvas = page.get_by_test_id("process-canvas")
     playwright_api.expect(canvas).to_have_attribute("data-rendered", "true")
     assert canvas.locator("svg").count() >= 1
-    playwright_api.expect(page.locator(".djs-element.fw-step-current")).to_have_count(2)
-    playwright_api.expect(page.locator(".djs-element.fw-step-completed")).to_have_count(1)
+    current = page.locator('.djs-element.fw-step-current[data-element-id="second_review"]')
+    playwright_api.expect(current).to_have_count(1)
+    done = page.locator('.djs-element.fw-step-completed[data-element-id="first_review"]')
+    playwright_api.expect(done).to_have_count(1)
     playwright_api.expect(page.get_by_test_id("history")).to_contain_text("图纸齐全")
     _shot(page, "process")

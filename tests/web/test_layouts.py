@@ -8,7 +8,7 @@ import logging
 
 import pytest
 
-from formwork.runtime.definitions import load_meta_schema
+from formwork.runtime.metaschemas import validator
 from formwork.web.layouts import (
     check_form_layout,
     check_list_layout,
@@ -35,7 +35,7 @@ def test_meta_schemas_are_valid_json_schema():
     import jsonschema
 
     for name in ("layout.schema.json", "list_layout.schema.json"):
-        jsonschema.Draft202012Validator.check_schema(load_meta_schema(name))
+        jsonschema.Draft202012Validator.check_schema(validator(name).schema)
 
 
 def test_form_layout_problems_are_all_reported_with_pointers(day_sheet):

@@ -11,8 +11,11 @@ import sqlalchemy as sa
 
 from formwork.runtime.workflow.models import HistoryEntry, ProcessInstance
 from tests.web.conftest import Browser, sign_in
-from tests.workflow.conftest import ccb, runtime, wf_for  # noqa: F401  (fixtures)
+from tests.workflow import conftest as workflow_fixtures
 from tests.workflow.test_process import act, new_request, ready
+
+# The workflow fixtures: the change-request entity, its approvers and process.
+ccb, runtime, wf_for = workflow_fixtures.ccb, workflow_fixtures.runtime, workflow_fixtures.wf_for
 
 PROCESS_DATA = re.compile(r'<script type="application/json" id="process-data">(.*?)</script>', re.S)
 
@@ -42,7 +45,8 @@ def test_inbox_lists_the_task_for_the_roles_user_only(web, session, ccb, wf_for)
     assert f"/app/tasks/{task.id}" in html and f"/app/processes/{instance_id}" in html
     assert "Add a drainage ditch" in html  # the record's title, linked
     assert 'data-testid="overdue"' not in html
-    assert 'data-testid="nav-task-count">1<' in html
+    assert 'hx-get="/app/task-count"' in html
+    assert 'data-testid="nav-task-count">1<' in person(web, "site").html("/app/task-count")
     other = person(web, "cost").html("/app/tasks")
     assert task.id not in other and 'data-testid="inbox-empty"' in other
     assert 'data-testid="inbox-empty"' in person(web, "site").html("/app/tasks?filter=mine")
