@@ -266,32 +266,32 @@ def _cached(entity: EntityDef, kind: str, build: Any) -> Any:
     return layout
 
 
+def _layout(entity: EntityDef, kind: str, check: Any, build: Any, default: Any) -> Any:
+    """Return the entity's layout of one kind: its file when valid, else the default."""
+
+    def make(document: Any) -> Any:
+        if document is not None:
+            problems = check(document, entity)
+            if not problems:
+                return build(document, entity)
+            _log_problems(entity, kind, problems)
+        return default(entity)
+
+    return _cached(entity, kind, make)
+
+
 def form_layout(entity: EntityDef) -> FormLayout:
     """Return the entity's form layout (its file when valid, else the default)."""
-
-    def build(document: Any) -> FormLayout:
-        if document is not None:
-            problems = check_form_layout(document, entity)
-            if not problems:
-                return build_form_layout(document, entity)
-            _log_problems(entity, "form", problems)
-        return default_form_layout(entity)
-
-    return _cached(entity, "form", build)  # type: ignore[no-any-return]
+    return _layout(  # type: ignore[no-any-return]
+        entity, "form", check_form_layout, build_form_layout, default_form_layout
+    )
 
 
 def list_layout(entity: EntityDef) -> ListLayout:
     """Return the entity's list layout (its file when valid, else the default)."""
-
-    def build(document: Any) -> ListLayout:
-        if document is not None:
-            problems = check_list_layout(document, entity)
-            if not problems:
-                return build_list_layout(document, entity)
-            _log_problems(entity, "list", problems)
-        return default_list_layout(entity)
-
-    return _cached(entity, "list", build)  # type: ignore[no-any-return]
+    return _layout(  # type: ignore[no-any-return]
+        entity, "list", check_list_layout, build_list_layout, default_list_layout
+    )
 
 
 def _log_problems(entity: EntityDef, kind: str, problems: list[FieldError]) -> None:
