@@ -72,6 +72,20 @@ class FieldDef:
 
 
 @dataclass(frozen=True)
+class IndexDef:
+    """A composite index declared in `x-formwork.indexes`: fields in order, maybe unique."""
+
+    fields: tuple[str, ...]
+    unique: bool = False
+    name: str | None = None
+
+    @property
+    def suffix(self) -> str:
+        """Return what follows `ix_<table>_` in the index's name: its `name` or its fields."""
+        return self.name or "_".join(self.fields)
+
+
+@dataclass(frozen=True)
 class EntityDef:
     """An entity definition with its fields resolved against the field-type registry."""
 
@@ -128,6 +142,14 @@ class EntityDef:
         """Return the record-level validation rules."""
         return tuple(self.options.get("rules", ()))
 
+    @property
+    def indexes(self) -> tuple[IndexDef, ...]:
+        """Return the composite indexes declared in `x-formwork.indexes`."""
+        return tuple(
+            IndexDef(tuple(i["fields"]), bool(i.get("unique", False)), i.get("name"))
+            for i in self.options.get("indexes", ())
+        )
+
     def stored_fields(self) -> tuple[FieldDef, ...]:
         """Return the fields that own a column."""
         return self._stored
@@ -168,6 +190,7 @@ def parse_entity(pack: str, document: Mapping[str, Any]) -> EntityDef:
     entity = EntityDef(pack, document["x-formwork"]["name"], document, fields)
     problems = [p for f in fields for p in f.kind.check(f, entity)]
     problems += _check_entity_options(entity)
+    problems += _check_indexes(entity)
     if problems:
         raise DefinitionInvalid(problems)
     return entity
@@ -200,6 +223,58 @@ def _check_entity_options(entity: EntityDef) -> list[FieldError]:
             )
         )
     return problems
+
+
+def _check_indexes(entity: EntityDef) -> list[FieldError]:
+    """Return the problems of the composite indexes: unknown, unstored or repeated fields, clashes.
+
+    Index names are `ix_<table>_<suffix>` (`uq_` when unique) and single-field indexes are
+    `ix_<table>_<column>`, so a suffix equal to a column name, or to another index's suffix,
+    would give two indexes one name.
+    """
+    columns = {*SYSTEM_COLUMNS, *(CHILD_COLUMNS if entity.child_of else ())}
+    columns |= {f.name for f in entity.stored_fields()}
+    problems: list[FieldError] = []
+    seen: dict[tuple[str, ...], int] = {}
+    suffixes: dict[str, int] = {}
+    for i, index in enumerate(entity.indexes):
+        at = f"/x-formwork/indexes/{i}"
+        for j, name in enumerate(index.fields):
+            problems += _index_field_problems(entity, f"{at}/fields/{j}", name, index.fields[:j])
+        if index.suffix in columns:
+            hint = "give the index another `name`" if index.name else "give the index a `name`"
+            detail = f"index name '{index.suffix}' is the name of column '{index.suffix}''s index"
+            problems.append(
+                _schema_error(at + ("/name" if index.name else ""), f"{detail}; {hint}")
+            )
+        earlier = seen.setdefault(index.fields, i)
+        clash = suffixes.setdefault(index.suffix, i)
+        if earlier != i:
+            problems.append(_schema_error(at, f"same fields as /x-formwork/indexes/{earlier}"))
+        elif clash != i:
+            problems.append(_schema_error(at, f"same name as /x-formwork/indexes/{clash}"))
+    return problems
+
+
+def _index_field_problems(
+    entity: EntityDef, pointer: str, name: str, before: tuple[str, ...]
+) -> list[FieldError]:
+    """Return the problem of one field of a composite index ([] when it is fine)."""
+    field = entity.get_field(name)
+    system = SYSTEM_COLUMNS + (CHILD_COLUMNS if entity.child_of else ())
+    if name in before:
+        detail = f"field '{name}' appears twice in the index"
+    elif field is None and name not in system:
+        detail = f"unknown field '{name}'"
+    elif field is not None and not field.kind.stored:
+        detail = f"field '{name}' ({field.kind.name}) has no column to index"
+    else:
+        return []
+    return [_schema_error(pointer, detail)]
+
+
+def _schema_error(pointer: str, detail: str) -> FieldError:
+    return FieldError(pointer, "schema", {"detail": detail})
 
 
 def _unknown(pointer: str, name: str) -> FieldError:

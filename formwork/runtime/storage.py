@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Iterable, Mapping
-from typing import Any
+from typing import Any, NamedTuple
 
 import sqlalchemy as sa
+from sqlalchemy.sql.elements import conv
 
-from formwork.runtime.definitions import EntityDef, qualify
+from formwork.runtime.definitions import EntityDef, IndexDef, qualify
 from formwork.runtime.models import Base
 
 ID_TYPE = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
@@ -17,6 +19,17 @@ NAMING = {
     "fk": "fk_%(table_name)s_%(column_0_N_name)s",
     "pk": "pk_%(table_name)s",
 }
+# PostgreSQL cuts identifiers at 63 bytes; composite index names are made to fit on every database.
+MAX_NAME = 63
+HASH_LENGTH = 8
+
+
+class CompositeIndex(NamedTuple):
+    """A composite index as the database holds it: its name, its columns in order, uniqueness."""
+
+    name: str
+    columns: tuple[str, ...]
+    unique: bool
 
 
 def new_metadata() -> sa.MetaData:
@@ -63,9 +76,42 @@ def table_columns(entity: EntityDef) -> list[sa.Column[Any]]:
     return columns
 
 
+def composite_index_name(table: str, index: IndexDef) -> str:
+    """Return `ix_<table>_<name or fields>` (`uq_` when unique), hashed to fit 63 characters."""
+    name = f"{'uq' if index.unique else 'ix'}_{table}_{index.suffix}"
+    if len(name) <= MAX_NAME:
+        return name
+    digest = hashlib.sha256(name.encode()).hexdigest()[:HASH_LENGTH]
+    return f"{name[: MAX_NAME - HASH_LENGTH - 1]}_{digest}"
+
+
+def composite_indexes(entity: EntityDef, table: str | None = None) -> list[CompositeIndex]:
+    """Return the entity's composite indexes, named for `table` (default: its own table)."""
+    table = table or entity.table_name
+    found = []
+    for index in entity.indexes:
+        columns: list[str] = []
+        for name in index.fields:
+            field = entity.get_field(name)
+            columns += [c.name for c in field.kind.columns(field, entity)] if field else [name]
+        found.append(
+            CompositeIndex(composite_index_name(table, index), tuple(columns), index.unique)
+        )
+    return found
+
+
+def table_indexes(entity: EntityDef) -> list[sa.Index]:
+    """Return fresh Index objects of the entity's composite indexes (columns given by name)."""
+    # `conv` marks the name final, so the metadata's naming convention leaves it alone.
+    return [
+        sa.Index(conv(index.name), *index.columns, unique=index.unique)
+        for index in composite_indexes(entity)
+    ]
+
+
 def build_table(entity: EntityDef, metadata: sa.MetaData) -> sa.Table:
-    """Return the entity's Table in `metadata`."""
-    return sa.Table(entity.table_name, metadata, *table_columns(entity))
+    """Return the entity's Table in `metadata`, with its composite indexes."""
+    return sa.Table(entity.table_name, metadata, *table_columns(entity), *table_indexes(entity))
 
 
 def build_tables(entities: Iterable[EntityDef]) -> tuple[sa.MetaData, Mapping[str, sa.Table]]:

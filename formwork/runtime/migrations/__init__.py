@@ -11,12 +11,14 @@ from formwork.runtime.migrations.errors import IrreversibleOperation, MigrationE
 from formwork.runtime.migrations.executor import apply_operations, plan_losses, revert_operations
 from formwork.runtime.migrations.operations import (
     OPERATIONS,
+    AddCompositeIndex,
     AddField,
     AddIndex,
     AlterField,
     CreateEntity,
     DropEntity,
     Operation,
+    RemoveCompositeIndex,
     RemoveField,
     RemoveIndex,
     RenameEntity,
@@ -25,6 +27,7 @@ from formwork.runtime.migrations.operations import (
 
 __all__ = [
     "OPERATIONS",
+    "AddCompositeIndex",
     "AddField",
     "AddIndex",
     "AlterField",
@@ -34,6 +37,7 @@ __all__ = [
     "MigrationError",
     "Operation",
     "OperationContext",
+    "RemoveCompositeIndex",
     "RemoveField",
     "RemoveIndex",
     "RenameEntity",

@@ -8,18 +8,20 @@ from collections.abc import Iterable, Mapping, Sequence
 from formwork.runtime.definitions import EntityDef, FieldDef, qualify
 from formwork.runtime.migrations.conversions import storage_change
 from formwork.runtime.migrations.operations import (
+    AddCompositeIndex,
     AddField,
     AddIndex,
     AlterField,
     CreateEntity,
     DropEntity,
     Operation,
+    RemoveCompositeIndex,
     RemoveField,
     RemoveIndex,
     RenameEntity,
     RenameField,
 )
-from formwork.runtime.storage import table_columns
+from formwork.runtime.storage import composite_indexes, table_columns
 
 
 def detect(old: Mapping[str, EntityDef], new: Mapping[str, EntityDef]) -> list[Operation]:
@@ -87,9 +89,11 @@ def detect_fields(
         for name in sorted(new_fields)
         if name not in matched
     ]
+    dropped, created = _composite_changes(args, old, new, alters)
     # Indexes go before type changes and come back after them, so a unique constraint is
-    # checked against the converted values.
-    return renames + removed_indexes + alters + removes + adds + added_indexes
+    # checked against the converted values. Composite indexes over a renamed, altered or
+    # removed field go first and come back last (a SQLite rebuild cannot carry them across).
+    return dropped + renames + removed_indexes + alters + removes + adds + added_indexes + created
 
 
 def _field_renames(old: Mapping[str, FieldDef], new: Mapping[str, FieldDef]) -> dict[str, str]:
@@ -120,6 +124,29 @@ def _changes(
             elif now and not was:
                 added.append(AddIndex(*args, name, unique))
     return removed, alters, added
+
+
+def _composite_changes(
+    args: tuple[str, str, str], old: EntityDef, new: EntityDef, alters: Sequence[Operation]
+) -> tuple[list[Operation], list[Operation]]:
+    """Return (composite indexes to drop, composite indexes to create).
+
+    An index is the same when its name, columns and uniqueness are (the old one named as in the
+    new table); one over an altered column is dropped and created again all the same.
+    """
+    altered = {
+        column.name
+        for field in (new.field_map[op.field] for op in alters if isinstance(op, AlterField))
+        for column in field.kind.columns(field, new)
+    }
+    before = composite_indexes(old, new.table_name)
+    after = composite_indexes(new)
+    dropped = [i for i in before if i not in after or altered & set(i.columns)]
+    created = [i for i in after if i not in before or i in dropped]
+    return (
+        [RemoveCompositeIndex(*args, *index) for index in dropped],
+        [AddCompositeIndex(*args, *index) for index in created],
+    )
 
 
 def describe_plan(ops: Iterable[Operation]) -> list[str]:

@@ -21,6 +21,7 @@ from formwork.runtime.migrations.schema import (
     Reference,
     constraint_name,
     count_rows,
+    covering_index_names,
     field_columns,
     field_def,
     foreign_key_names,
@@ -92,10 +93,13 @@ class RemoveField(FieldOperation):
         conn = ctx.connection
         field = field_def(self.field, self.schema)
         names = [c.name for c in field_columns(self.pack, self.entity, field)]
-        # Alembic's batch recreate would rebuild indexes on a dropped column: drop them first.
+        # Alembic's batch recreate would rebuild indexes on a dropped column: drop them first,
+        # composite ones too (the autodetector drops those in a step of their own before).
         indexes = [
             i for n in names for u in (True, False) for i in index_names(conn, self.table, n, u)
         ]
+        covering = [i for n in names for i in covering_index_names(conn, self.table, n)]
+        indexes += list(dict.fromkeys(covering))
         uniques = [u for n in names for u in unique_names(conn, self.table, n)]
         with table_batch(ctx, self.table, recreate=True) as batch:
             for index in indexes:

@@ -27,6 +27,11 @@ from formwork.runtime.migrations.field_operations import (
     RemoveField,
     RenameField,
 )
+from formwork.runtime.migrations.index_operations import (
+    AddCompositeIndex,
+    RemoveCompositeIndex,
+    name_composite_indexes,
+)
 from formwork.runtime.migrations.recreate import table_batch
 from formwork.runtime.migrations.schema import (
     check_no_duplicates,
@@ -40,10 +45,11 @@ from formwork.runtime.migrations.schema import (
     rename_sequence,
     unique_names,
 )
-from formwork.runtime.storage import table_columns
+from formwork.runtime.storage import table_columns, table_indexes
 
 __all__ = [
     "OPERATIONS",
+    "AddCompositeIndex",
     "AddField",
     "AddIndex",
     "AlterField",
@@ -51,6 +57,7 @@ __all__ = [
     "DropEntity",
     "IrreversibleOperation",
     "Operation",
+    "RemoveCompositeIndex",
     "RemoveField",
     "RemoveIndex",
     "RenameEntity",
@@ -64,7 +71,7 @@ def _entity(pack: str, document: Mapping[str, Any]) -> EntityDef:
 
 @dataclasses.dataclass(frozen=True)
 class CreateEntity(Operation):
-    """Create an entity's table with all its columns, indexes and unique constraints."""
+    """Create an entity's table with its columns, indexes (composite too) and constraints."""
 
     pack: str
     entity: str
@@ -72,8 +79,9 @@ class CreateEntity(Operation):
     document: Mapping[str, Any]
 
     def forwards(self, ctx: OperationContext) -> None:
-        """Create the table."""
-        ctx.op.create_table(self.table, *table_columns(_entity(self.pack, self.document)))
+        """Create the table (Alembic creates the Index objects given with it)."""
+        entity = _entity(self.pack, self.document)
+        ctx.op.create_table(self.table, *table_columns(entity), *table_indexes(entity))
 
     def reverse(self) -> Operation:
         """Return the DropEntity of the same table."""
@@ -140,6 +148,7 @@ class RenameEntity(Operation):
         ctx.op.rename_table(self.old_table, self.new_table)
         rename_constraints(ctx, self.new_table, self.old_table, self.new_table, stem=True)
         rename_sequence(ctx, self.old_table, self.new_table)
+        name_composite_indexes(ctx, self.pack, self.new_table, self.document)
 
     def reverse(self) -> Operation:
         """Return the rename back."""
@@ -230,6 +239,8 @@ OPERATIONS: Mapping[str, type[Operation]] = MappingProxyType(
             AlterField,
             AddIndex,
             RemoveIndex,
+            AddCompositeIndex,
+            RemoveCompositeIndex,
         )
     }
 )

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import sqlalchemy as sa
@@ -117,27 +117,67 @@ def count_rows(conn: sa.Connection, table: str, where: Any = None) -> int:
     return int(conn.execute(query).scalar_one())
 
 
-def check_no_duplicates(conn: sa.Connection, table: str, column: str, label: str) -> None:
-    """Raise MigrationError naming the duplicate values when `column` is not unique."""
-    col: sa.ColumnClause[Any] = sa.column(column)
+def check_no_duplicates(
+    conn: sa.Connection, table: str, column: str | Sequence[str], label: str
+) -> None:
+    """Raise MigrationError naming the duplicate values when `column` (or columns) is not unique.
+
+    Rows with an empty value in any of the columns are left out: neither database counts them
+    as duplicates in a unique index.
+    """
+    names = [column] if isinstance(column, str) else list(column)
+    cols: list[sa.ColumnClause[Any]] = [sa.column(name) for name in names]
     query = (
-        sa.select(col, sa.func.count().label("n"))
+        sa.select(*cols, sa.func.count().label("n"))
         .select_from(sa.table(table))
-        .where(col.is_not(None))
-        .group_by(col)
+        .where(*[col.is_not(None) for col in cols])
+        .group_by(*cols)
         .having(sa.func.count() > 1)
-        .order_by(col)
+        .order_by(*cols)
         .limit(DUPLICATES_SHOWN + 1)
     )
     rows = conn.execute(query).all()
     if not rows:
         return
-    shown = ", ".join(f"{value!r} ({n} rows)" for value, n in rows[:DUPLICATES_SHOWN])
+    shown = ", ".join(f"{_values(row[:-1])} ({row[-1]} rows)" for row in rows[:DUPLICATES_SHOWN])
     more = ", …" if len(rows) > DUPLICATES_SHOWN else ""
     raise MigrationError(
         f"cannot make {label} unique: duplicate values {shown}{more}; "
         "fix or remove the duplicates first"
     )
+
+
+def _values(values: Sequence[Any]) -> str:
+    """Return one value as its repr, several as `(a, b)`."""
+    if len(values) == 1:
+        return repr(values[0])
+    return f"({', '.join(repr(v) for v in values)})"
+
+
+def index_by_name(conn: sa.Connection, table: str, name: str) -> dict[str, Any] | None:
+    """Return the reflected index of `table` called `name`, or None."""
+    for index in sa.inspect(conn).get_indexes(table):
+        if index["name"] == name:
+            return dict(index)
+    return None
+
+
+def index_on(conn: sa.Connection, table: str, columns: Sequence[str], unique: bool) -> str | None:
+    """Return the name of an index on exactly `columns` (in order) and of that uniqueness."""
+    for index in sa.inspect(conn).get_indexes(table):
+        same = list(index["column_names"]) == list(columns) and bool(index["unique"]) == unique
+        if same and index["name"] and not index.get("duplicates_constraint"):
+            return str(index["name"])
+    return None
+
+
+def covering_index_names(conn: sa.Connection, table: str, column: str) -> list[str]:
+    """Return names of the indexes over several columns, `column` among them."""
+    return [
+        str(index["name"])
+        for index in sa.inspect(conn).get_indexes(table)
+        if len(index["column_names"]) > 1 and column in index["column_names"] and index["name"]
+    ]
 
 
 def rename_constraints(ctx: Any, table: str, old: str, new: str, *, stem: bool) -> None:
