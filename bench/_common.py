@@ -21,6 +21,7 @@ from flask import Flask
 from sqlalchemy.orm import Session
 
 from formwork.app import create_app
+from formwork.auth.scopes import SCOPES
 from formwork.auth.users import create_token, create_user
 from formwork.db import create_system_tables
 from formwork.runtime.models import User
@@ -72,7 +73,7 @@ def admin_token(app: Flask) -> str:
         user = session.scalar(sa.select(User).where(User.username == BENCH_USER))
         if user is None:
             user = create_user(session, BENCH_USER, BENCH_PASSWORD, ["admin"])
-        token = create_token(session, user, "bench")
+        token = create_token(session, user, "bench", scopes=SCOPES)
         session.commit()
     return token
 

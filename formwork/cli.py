@@ -2,27 +2,29 @@
 
 from __future__ import annotations
 
+import json
 import secrets
 from pathlib import Path
 from typing import Any
 
 import click
-import sqlalchemy as sa
 from flask import Flask, current_app
 from flask.cli import FlaskGroup, with_appcontext
 
 from formwork.auth.users import (
     UserError,
-    create_token,
     create_user,
     ensure_role,
     grant,
     is_admin_present,
 )
+from formwork.cli_users import user_group
 from formwork.db import create_system_tables, get_session
-from formwork.runtime.errors import DefinitionInvalid, DestructiveChange
-from formwork.runtime.models import User
+from formwork.runtime.errors import DefinitionInvalid, DestructiveChange, ValidationFailed
+from formwork.runtime.registry import load_registry
+from formwork.runtime.role_admin import set_permissions
 from formwork.runtime.security import ADMIN_ROLE
+from formwork.runtime.security_events import record_event
 
 PASSWORD_FILE = "initial_admin_password"  # noqa: S105  (a file name)
 
@@ -36,11 +38,12 @@ def main() -> None:
 
 def init_app(app: Flask) -> None:
     """Register the commands on the app."""
+    from formwork.cli_demo import demo_command
     from formwork.cli_packs import pack_group
 
     for command in (
         init_command, user_group, role_group, entity_group, pack_group, worker_command,
-        process_group,
+        process_group, demo_command,
     ):  # fmt: skip
         app.cli.add_command(command)
 
@@ -67,46 +70,6 @@ def init_command() -> None:
         )
 
 
-@click.group("user")
-def user_group() -> None:
-    """Manage users and API tokens."""
-
-
-@user_group.command("create")
-@click.argument("username")
-@click.option("--password", prompt=True, hide_input=True, confirmation_prompt=True)
-@click.option("--role", "roles", multiple=True, help="Role to give (repeatable).")
-@click.option("--display-name", default="")
-@with_appcontext
-def user_create(username: str, password: str, roles: tuple[str, ...], display_name: str) -> None:
-    """Create a user with the given roles."""
-    session = get_session()
-    try:
-        create_user(session, username, password, roles, display_name)
-    except UserError as exc:
-        raise click.ClickException(str(exc)) from exc
-    session.commit()
-    click.echo(f"created user {username} with roles: {', '.join(roles) or '(none)'}")
-
-
-@user_group.command("token")
-@click.argument("username")
-@click.option("--name", default="cli", help="What the token is for.")
-@click.option(
-    "--days", default=90, type=click.IntRange(0, 3650), help="Days until it expires (0: never)."
-)
-@with_appcontext
-def user_token(username: str, name: str, days: int) -> None:
-    """Create an API bearer token for a user and print it once."""
-    session = get_session()
-    user = session.scalar(sa.select(User).where(User.username == username))
-    if user is None:
-        raise click.ClickException(f"no user '{username}'")
-    token = create_token(session, user, name, days or None)
-    session.commit()
-    click.echo(token)
-
-
 @click.group("role")
 def role_group() -> None:
     """Manage roles and their permissions."""
@@ -116,16 +79,70 @@ def role_group() -> None:
 @click.argument("role")
 @click.argument("entity")
 @click.argument("actions", nargs=-1, required=True)
+@click.option(
+    "--rows",
+    default=None,
+    help='Row rules, JSON: [{"field": "project", "member_of": "projects.project"}].',
+)
+@click.option("--fields", default=None, help='Field rules, JSON: {"bank_card": "hidden"}.')
 @with_appcontext
-def role_grant(role: str, entity: str, actions: tuple[str, ...]) -> None:
-    """Allow ROLE the ACTIONS (read/create/update/delete) on ENTITY (`pack.name` or `*`)."""
+def role_grant(
+    role: str, entity: str, actions: tuple[str, ...], rows: str | None, fields: str | None
+) -> None:
+    """Allow ROLE the ACTIONS (read/create/update/delete/submit/export/import) on ENTITY
+    (`pack.name` or `*`), on the records --rows reach, with the field rules --fields."""
     session = get_session()
+    permission: dict[str, Any] = {"entity": entity, "actions": list(actions)}
+    for option, text in (("rows", rows), ("fields", fields)):
+        if text:
+            try:
+                permission[option] = json.loads(text)
+            except ValueError as exc:
+                raise click.BadParameter(f"not JSON: {exc}", param_hint=f"--{option}") from exc
     try:
-        grant(session, role, entity, actions)
+        if role != ADMIN_ROLE and (rows or fields):
+            ensure_role(session, role)
+            set_permissions(
+                session, load_registry(session), role, None, _merged(session, role, permission)
+            )
+        else:
+            grant(session, role, entity, actions)
+        record_event(
+            session, "permission.changed", username=_cli_user(), detail={"role": role, **permission}
+        )
     except UserError as exc:
         raise click.ClickException(str(exc)) from exc
+    except ValidationFailed as exc:
+        problems = "; ".join(f"{e.pointer}: {e.message('en')}" for e in exc.errors)
+        raise click.ClickException(problems) from exc
     session.commit()
-    click.echo(f"{role} may {', '.join(actions)} {entity}")
+    click.echo(f"{role} may {', '.join(actions)} {entity}" + (f" where {rows}" if rows else ""))
+
+
+def _merged(session: Any, role: str, permission: dict[str, Any]) -> list[dict[str, Any]]:
+    # The administrator's other grants of the role stay; this entity's are replaced.
+    from formwork.runtime.role_admin import get_role
+
+    own = get_role(session, role)["grants"].get(None, [])
+    return [g for g in own if g["entity"] != permission["entity"]] + [permission]
+
+
+def _cli_user() -> str:
+    import getpass
+
+    try:
+        return f"cli:{getpass.getuser()}"
+    except (KeyError, OSError):
+        return "cli"
+
+
+@role_group.command("list")
+@with_appcontext
+def role_list() -> None:
+    """List roles with their grants (JSON)."""
+    from formwork.runtime.role_admin import list_roles
+
+    click.echo(json.dumps(list_roles(get_session()), ensure_ascii=False, indent=2, default=str))
 
 
 @click.group("entity")

@@ -32,6 +32,7 @@ from formwork.runtime.packs import (
 )
 from formwork.runtime.packs.installer import RESOLUTIONS, describe_patch
 from formwork.runtime.registry import load_registry
+from formwork.runtime.security_events import pack_changes, pack_state, record_cli_event
 
 FAILURES = (PackInvalid, PackRefused, DefinitionInvalid, DestructiveChange, ValidationFailed)
 
@@ -48,7 +49,11 @@ def _transaction(func: Callable[..., list[str] | str]) -> Callable[..., None]:
     def run(*args: Any, **kwargs: Any) -> None:
         session = get_session()
         try:
+            before = pack_state(session)
             result = func(*args, **kwargs)
+            # Installs, upgrades and uninstalls go to the security log in this transaction.
+            for kind, detail in pack_changes(before, pack_state(session)):
+                record_cli_event(session, kind, **detail)
         except FAILURES as exc:
             session.rollback()
             raise click.ClickException(_explain(exc)) from exc
@@ -141,7 +146,9 @@ def pack_upgrade(path: str, confirm: bool, resolution: str | None) -> list[str]:
 @_transaction
 def pack_enable(name: str) -> str:
     """Switch a pack on."""
-    return set_enabled(get_session(), name, True)
+    report = set_enabled(get_session(), name, True)
+    record_cli_event(get_session(), "pack.enabled", pack=name)
+    return report
 
 
 @pack_group.command("disable")
@@ -150,7 +157,9 @@ def pack_enable(name: str) -> str:
 @_transaction
 def pack_disable(name: str) -> str:
     """Switch a pack off: its menus, pages and API disappear; data stays."""
-    return set_enabled(get_session(), name, False)
+    report = set_enabled(get_session(), name, False)
+    record_cli_event(get_session(), "pack.disabled", pack=name)
+    return report
 
 
 @pack_group.command("uninstall")
@@ -208,9 +217,11 @@ def pack_import(file: str, with_data: bool, demo: bool, confirm: bool) -> list[s
     # Exported records include the fixtures' records: load them once, from the data.
     options.fixtures = not with_data
     report = install_packs(session, [source], options)
+    name = json.loads(source.files["pack.json"])["name"]
+    records = import_data(session, source, name) if with_data else 0
     if with_data:
-        name = json.loads(source.files["pack.json"])["name"]
-        report.append(f"imported {import_data(session, source, name)} record(s)")
+        report.append(f"imported {records} record(s)")
+    record_cli_event(session, "pack.imported", pack=name, file=Path(file).name, records=records)
     return report
 
 
@@ -240,4 +251,6 @@ def pack_customise(name: str, file: str, patch: str) -> list[str]:
         document = json.loads(Path(patch).read_text(encoding="utf-8"))
     except (OSError, ValueError) as exc:
         raise PackRefused(f"cannot read the patch {patch}: {exc}") from exc
-    return customise(get_session(), name, file, document) or ["customisation saved"]
+    report = customise(get_session(), name, file, document) or ["customisation saved"]
+    record_cli_event(get_session(), "pack.customised", pack=name, file=file)
+    return report

@@ -16,6 +16,7 @@ from flask import Flask
 from flask.testing import FlaskClient
 
 from formwork.app import create_app
+from formwork.auth.scopes import SCOPES
 from formwork.auth.users import create_token, create_user, grant
 from formwork.db import create_system_tables
 from formwork.runtime.registry import load_registry
@@ -91,7 +92,7 @@ def users(app: Flask, session: Any) -> dict[str, Any]:
     out = {}
     for name, roles in (("admin", ["admin"]), ("reader", ["reader"]), ("clerk", ["clerk"])):
         user = create_user(session, name, PASSWORD, roles)
-        out[name] = {"id": user.id, "token": create_token(session, user, "test")}
+        out[name] = {"id": user.id, "token": create_token(session, user, "test", scopes=SCOPES)}
     grant(session, "reader", "*", ["read"])
     grant(session, "clerk", "sample.project", ["read", "create"])
     session.commit()
@@ -119,6 +120,11 @@ class Api:
 
     def patch(self, path: str, body: Any = None, **kw: Any) -> Any:
         return self.client.patch(
+            path, json=body, headers=self._headers(kw.pop("headers", None)), **kw
+        )
+
+    def put(self, path: str, body: Any = None, **kw: Any) -> Any:
+        return self.client.put(
             path, json=body, headers=self._headers(kw.pop("headers", None)), **kw
         )
 

@@ -27,12 +27,12 @@ def test_init_creates_admin_once_and_prints_login(app):
 def test_user_create_token_and_grant(app):
     run(app, init_command)
     result = run(
-        app, user_group, "create", "clerk", "--password", "Clerk-pass-1", "--role", "clerk"
+        app, user_group, "create", "clerk", "--password", "Kerk-pass-12", "--role", "clerk"
     )
     assert result.exit_code == 0, result.output
     weak = run(app, user_group, "create", "weak", "--password", "12345678")
     assert weak.exit_code != 0 and "password must" in weak.output
-    dupe = run(app, user_group, "create", "clerk", "--password", "Clerk-pass-1")
+    dupe = run(app, user_group, "create", "clerk", "--password", "Kerk-pass-12")
     assert dupe.exit_code != 0 and "already exists" in dupe.output
     token = run(app, user_group, "token", "clerk")
     assert token.exit_code == 0 and token.output.startswith("fw_")
@@ -61,3 +61,28 @@ def test_entity_check_and_apply(app, tmp_path):
     listed = run(app, entity_group, "list")
     assert "sample.day_sheet" in listed.output and "点工单" in listed.output
     assert "nothing to change" in run(app, entity_group, "apply", "sample", *files).output
+
+
+def test_role_grant_with_row_and_field_rules(sample, session):
+    app = sample
+    run(app, init_command)
+    rows = '[{"field": "created_by", "is": "me"}]'
+    done = run(
+        app, role_group, "grant", "clerk", "sample.project", "read", "update", "--rows", rows
+    )
+    assert done.exit_code == 0, done.output
+    listed = json.loads(run(app, role_group, "list").output)
+    clerk = next(r for r in listed if r["name"] == "clerk")
+    assert clerk["grants"]["null"][0]["rows"] == [{"field": "created_by", "is": "me"}]
+    bad = run(app, role_group, "grant", "clerk", "sample.project", "read", "--rows", "[{")
+    assert bad.exit_code != 0 and "not JSON" in bad.output
+    wrong = '[{"field": "nope", "is": "me"}]'
+    refused = run(app, role_group, "grant", "clerk", "sample.project", "read", "--rows", wrong)
+    assert refused.exit_code != 0 and "/permissions/0/rows/0" in refused.output
+    fields = '{"contract_value": "hidden"}'
+    assert (
+        run(
+            app, role_group, "grant", "clerk", "sample.project", "read", "--fields", fields
+        ).exit_code
+        == 0
+    )

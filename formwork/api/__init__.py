@@ -9,7 +9,7 @@ from flask_wtf.csrf import CSRFError, validate_csrf
 from werkzeug.exceptions import HTTPException
 
 from formwork.api.problems import problem
-from formwork.auth import current_principal
+from formwork.auth import current_principal, scope_refusal
 from formwork.runtime.errors import Conflict, DestructiveChange, ProblemList, RuntimeFailure
 from formwork.runtime.packs.problems import PackInvalid
 
@@ -20,7 +20,7 @@ UNSAFE = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 
 def init_app(app: Flask) -> None:
     """Register the API blueprint; CSRF is checked here only for cookie sessions."""
-    from formwork.api import files, openapi, packs, records, workflow  # noqa: F401  (routes register on import)
+    from formwork.api import files, openapi, packs, records, reports, roles, workflow  # noqa: F401  (routes register on import)
 
     app.register_blueprint(bp)
     csrf = app.extensions.get("csrf")
@@ -37,6 +37,9 @@ def _authenticate() -> Any:
         return problem(
             401, "Unauthorized", "sign in or send 'Authorization: Bearer <token>'", "unauthorized"
         )
+    refused = scope_refusal()  # a token reaches only the endpoints its scopes cover
+    if refused is not None:
+        return problem(403, "Insufficient scope", refused, "insufficient-scope")
     if request.method in UNSAFE and g.get("auth_method") == "session":
         try:
             validate_csrf(request.headers.get("X-CSRFToken", ""))
@@ -49,7 +52,9 @@ def _authenticate() -> Any:
 
 def locale() -> str:
     """Return the locale of the request's principal (zh-CN by default)."""
-    principal = g.get("principal")
+    from formwork.auth.events import request_principal
+
+    principal = request_principal()
     return principal.locale if principal is not None else "zh-CN"
 
 

@@ -9,6 +9,7 @@ from flask import Response, current_app, jsonify, request
 from formwork.api import bp
 from formwork.api.context import json_body
 from formwork.auth import current_principal, principal_cache
+from formwork.auth.events import record_request_event
 from formwork.db import get_session
 from formwork.runtime.errors import FieldError, PermissionDenied, ValidationFailed
 from formwork.runtime.packs import (
@@ -24,6 +25,7 @@ from formwork.runtime.packs import (
     uninstall,
 )
 from formwork.runtime.registry import load_registry
+from formwork.runtime.security_events import pack_changes, pack_state
 
 MAX_PACK_UPLOAD = 50 * 1024 * 1024
 
@@ -90,28 +92,39 @@ def packs_install() -> Any:
     options = InstallOptions(
         demo=_flag("demo"), confirm=_flag("confirm"), resolution=request.args.get("resolution")
     )
-    return _done(install_packs(get_session(), [_upload()], options), 201)
+    source, session = _upload(), get_session()
+    before = pack_state(session)
+    report = install_packs(session, [source], options)
+    for kind, detail in pack_changes(before, pack_state(session)):
+        record_request_event(kind, **detail)  # committed with the install by _done
+    return _done(report, 201)
 
 
 @bp.post("/packs/<name>/enable")
 def packs_enable(name: str) -> Any:
     """Switch a pack on."""
     _admin()
-    return _done(set_enabled(get_session(), name, True))
+    report = set_enabled(get_session(), name, True)
+    record_request_event("pack.enabled", pack=name)
+    return _done(report)
 
 
 @bp.post("/packs/<name>/disable")
 def packs_disable(name: str) -> Any:
     """Switch a pack off (data kept)."""
     _admin()
-    return _done(set_enabled(get_session(), name, False))
+    report = set_enabled(get_session(), name, False)
+    record_request_event("pack.disabled", pack=name)
+    return _done(report)
 
 
 @bp.delete("/packs/<name>")
 def packs_uninstall(name: str) -> Any:
     """Uninstall (`?purge=1&confirm=1` drops the tables too)."""
     _admin()
-    return _done(uninstall(get_session(), name, purge=_flag("purge"), confirm=_flag("confirm")))
+    report = uninstall(get_session(), name, purge=_flag("purge"), confirm=_flag("confirm"))
+    record_request_event("pack.uninstalled", pack=name, purge=_flag("purge"))
+    return _done(report)
 
 
 @bp.get("/packs/<name>/export")
@@ -154,4 +167,6 @@ def packs_customise(name: str) -> Any:
         )
     principal = current_principal()
     user_id = principal.user_id if principal else None
-    return _done(customise(get_session(), name, body["file"], body["patch"], user_id))
+    report = customise(get_session(), name, body["file"], body["patch"], user_id)
+    record_request_event("pack.customised", pack=name, file=body["file"])
+    return _done(report)

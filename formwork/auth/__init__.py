@@ -1,53 +1,48 @@
-"""Sign-in for people (session) and programs (bearer tokens)."""
+"""Sign-in for people (session) and programs (bearer tokens with scopes)."""
 
 from __future__ import annotations
 
-from typing import Any
-
-from flask import (
-    Blueprint,
-    Flask,
-    current_app,
-    flash,
-    g,
-    redirect,
-    render_template,
-    request,
-    url_for,
-)
+from flask import Blueprint, Flask, current_app, g, request
 from flask import session as flask_session
-from flask_babel import gettext as _
-from flask_login import LoginManager, UserMixin, current_user, login_user, logout_user
-from flask_wtf import FlaskForm
-from wtforms import PasswordField, StringField
-from wtforms.validators import DataRequired, Length
+from flask_login import LoginManager, current_user
 
-from formwork.auth.cache import PrincipalCache
-from formwork.auth.users import authenticate, hash_token, user_for_token
+from formwork.auth.cache import CachedAuth, PrincipalCache
+from formwork.auth.events import client_ip, user_agent
+from formwork.auth.scopes import required_scope
+from formwork.auth.sessions import LoginUser, session_epoch, session_is_fresh, session_matches
+from formwork.auth.settings import harden, now
+from formwork.auth.users import (
+    TokenCheck,
+    as_utc,
+    check_token,
+    hash_token,
+    token_due_touch,
+    touch_token,
+)
 from formwork.db import get_session
-from formwork.runtime.models import User, utcnow
+from formwork.runtime.models import User
 from formwork.runtime.security import Principal, load_principal
+from formwork.runtime.security_events import record_event
 
 bp = Blueprint("auth", __name__)
 
-
-class LoginUser(UserMixin):
-    """The flask-login view of a platform user."""
-
-    def __init__(self, user: User) -> None:
-        self.user = user
-        self.id = str(user.id)
-
-
-class LoginForm(FlaskForm):
-    """Username and password, CSRF-protected."""
-
-    username = StringField("username", validators=[DataRequired(), Length(max=64)])
-    password = PasswordField("password", validators=[DataRequired(), Length(max=256)])
+__all__ = [
+    "LoginUser",
+    "bearer_token",
+    "bp",
+    "current_principal",
+    "init_app",
+    "principal_cache",
+    "request_locale",
+    "scope_refusal",
+]
 
 
 def init_app(app: Flask) -> None:
-    """Install flask-login and the sign-in pages."""
+    """Install the security settings, flask-login and the sign-in and account pages."""
+    from formwork.auth import account, admin, views  # noqa: F401  (routes register on import)
+
+    harden(app)
     app.extensions["formwork.principals"] = PrincipalCache(app.config["PRINCIPAL_TTL"])
     manager = LoginManager(app)
     manager.login_view = "auth.login"
@@ -57,7 +52,10 @@ def init_app(app: Flask) -> None:
 
 def _load_user(user_id: str) -> LoginUser | None:
     user = get_session().get(User, int(user_id)) if user_id.isdigit() else None
-    return LoginUser(user) if user is not None and user.is_active else None
+    if user is None or not user.is_active or not session_matches(user):
+        flask_session.clear()  # signed out everywhere, expired or idle: start afresh
+        return None
+    return LoginUser(user)
 
 
 def bearer_token() -> str | None:
@@ -69,11 +67,14 @@ def bearer_token() -> str | None:
 
 def current_principal() -> Principal | None:
     """Return the principal of the request (bearer token first, then session), or None."""
-    if "principal" in g:
+    # `g` belongs to the app context, which a streamed response can keep alive into the next
+    # request on the same thread; the principal is tied to this request object.
+    if "principal" in g and g.get("principal_request") is request._get_current_object():  # type: ignore[attr-defined]
         return g.principal  # type: ignore[no-any-return]
     token = bearer_token()
     g.auth_method = "token" if token is not None else "session"
     g.principal = _token_principal(token) if token is not None else _session_principal()
+    g.principal_request = request._get_current_object()  # type: ignore[attr-defined]
     return g.principal  # type: ignore[no-any-return]
 
 
@@ -82,35 +83,81 @@ def principal_cache() -> PrincipalCache:
     return current_app.extensions["formwork.principals"]  # type: ignore[no-any-return]
 
 
+def scope_refusal() -> str | None:
+    """Return why the request's token may not call this endpoint (None: it may)."""
+    if g.get("auth_method") != "token":
+        return None
+    needed = required_scope(request.endpoint, request.method)
+    if needed is None:
+        return f"endpoint '{request.endpoint}' is not open to API tokens"
+    if needed not in g.get("token_scopes", frozenset()):
+        return f"this token lacks the '{needed}' scope"
+    return None
+
+
 def _token_principal(token: str) -> Principal | None:
     key = ("token", hash_token(token), _accept_locale())
     cached = principal_cache().get(key)
     if cached is not None:
-        return cached
+        g.token_scopes = cached.scopes
+        return cached.principal
     session = get_session()
-    found = user_for_token(session, token)
-    if found is None:
+    moment = now()
+    checked = check_token(session, token, moment)
+    if checked.refused is not None or checked.user is None or checked.token is None:
+        _commit_token_event("token.rejected", checked, reason=checked.refused, prefix=token[:10])
         return None
-    user, expires = found
-    principal = load_principal(session, user, request_locale(user))
-    valid_for = (expires - utcnow()).total_seconds() if expires is not None else None
-    principal_cache().put(key, principal, valid_for)
+    principal = load_principal(session, checked.user, request_locale(checked.user))
+    if token_due_touch(checked.token, moment):
+        _commit_token_event("token.used", checked, endpoint=request.endpoint)
+    g.token_scopes = checked.scopes
+    expires = as_utc(checked.token.expires_at)
+    valid_for = (expires - moment).total_seconds() if expires is not None else None
+    principal_cache().put(key, CachedAuth(principal, checked.scopes, checked.token.id), valid_for)
     return principal
+
+
+def _commit_token_event(kind: str, checked: TokenCheck, **detail: object) -> None:
+    """Commit a token event at once, apart from the request's own work (which may fail).
+
+    This runs in before_request, when the request's session holds nothing but the token
+    look-up: ending that read first makes the write start a fresh transaction (SQLite cannot
+    turn a read into a write once another connection has written since).
+    """
+    session = get_session()
+    session.commit()
+    found, user = checked.token, checked.user
+    if found is not None:
+        detail = {"token_id": found.id, "token_name": found.name, **detail}
+    if kind == "token.used" and (found is None or not touch_token(session, found.id, now())):
+        session.rollback()  # another worker noted this minute's use already
+        return
+    record_event(
+        session,
+        kind,
+        user_id=user.id if user is not None else None,
+        username=user.username if user is not None else None,
+        ip=client_ip(),
+        user_agent=user_agent(),
+        detail=detail,
+        at=now(),
+    )
+    session.commit()
 
 
 def _session_principal() -> Principal | None:
     user_id = flask_session.get("_user_id")
-    if user_id is None:
+    if user_id is None or not session_is_fresh():
         return None
-    key = ("user", str(user_id), _accept_locale())
+    key = ("user", str(user_id), session_epoch(), _accept_locale())
     cached = principal_cache().get(key)
     if cached is not None:
-        return cached
+        return cached.principal
     if not current_user.is_authenticated:
         return None
     user = current_user.user
     principal = load_principal(get_session(), user, request_locale(user))
-    principal_cache().put(key, principal)
+    principal_cache().put(key, CachedAuth(principal))
     return principal
 
 
@@ -124,31 +171,3 @@ def request_locale(user: User | None = None) -> str:
         return user.locale
     best = request.accept_languages.best_match(["zh-CN", "zh", "en"], default="zh-CN")
     return "en" if best == "en" else "zh-CN"
-
-
-@bp.route("/login", methods=["GET", "POST"])
-def login() -> Any:
-    """Show the sign-in form and sign the user in."""
-    form = LoginForm()
-    if form.validate_on_submit():
-        session = get_session()
-        user = authenticate(session, form.username.data or "", form.password.data or "")
-        if user is not None:
-            user.last_login_at = utcnow()
-            session.commit()
-            login_user(LoginUser(user))
-            target = request.args.get("next", "")
-            return redirect(
-                target
-                if target.startswith("/") and not target.startswith("//")
-                else url_for("web.home")
-            )
-        flash(_("Wrong username or password."), "danger")
-    return render_template("auth/login.html", form=form), 200 if request.method == "GET" else 401
-
-
-@bp.route("/logout", methods=["POST"])
-def logout() -> Any:
-    """Sign the user out."""
-    logout_user()
-    return redirect(url_for("auth.login"))

@@ -35,6 +35,11 @@ class User(Base):
     locale: Mapped[str | None] = mapped_column(sa.String(10), default=None)
     created_at: Mapped[dt.datetime] = mapped_column(sa.DateTime(timezone=True), default=utcnow)
     last_login_at: Mapped[dt.datetime | None] = mapped_column(sa.DateTime(timezone=True))
+    # Bumped by "sign out everywhere", a password change or deactivation: a session cookie
+    # carries the value it was issued with and is refused once they differ.
+    session_epoch: Mapped[int] = mapped_column(default=0, server_default="0")
+    locked_until: Mapped[dt.datetime | None] = mapped_column(sa.DateTime(timezone=True))
+    password_changed_at: Mapped[dt.datetime | None] = mapped_column(sa.DateTime(timezone=True))
 
 
 class Role(Base):
@@ -59,14 +64,21 @@ class UserRole(Base):
 
 
 class RolePermission(Base):
-    """A grant: role may do action on entity (`*` for every entity)."""
+    """A grant: role may do action on entity (`*` for every entity), on some rows/fields."""
 
     __tablename__ = "fw_role_permissions"
-    __table_args__ = (sa.UniqueConstraint("role", "entity", "action"),)
+    __table_args__ = (sa.Index("ix_fw_role_permissions_role", "role", "entity", "action"),)
     id: Mapped[int] = mapped_column(ID, primary_key=True, autoincrement=True)
     role: Mapped[str] = mapped_column(sa.ForeignKey("fw_roles.name", ondelete="CASCADE"))
     entity: Mapped[str] = mapped_column(sa.String(100))
     action: Mapped[str] = mapped_column(sa.String(20))
+    # Row rules (roles.json `rows`, OR-ed; NULL = every record) and field rules
+    # ({field: "hidden" | "read_only"}) of this grant.
+    rows: Mapped[list[Any] | None] = mapped_column(sa.JSON, default=None)
+    fields: Mapped[dict[str, Any] | None] = mapped_column(sa.JSON, default=None)
+    # The pack whose roles.json declared the grant (NULL: granted by an administrator), so
+    # reinstalling one pack replaces its own grants and nobody else's.
+    pack: Mapped[str | None] = mapped_column(sa.String(40), default=None, index=True)
 
 
 class ApiToken(Base):
@@ -84,6 +96,9 @@ class ApiToken(Base):
     expires_at: Mapped[dt.datetime | None] = mapped_column(sa.DateTime(timezone=True))
     revoked_at: Mapped[dt.datetime | None] = mapped_column(sa.DateTime(timezone=True))
     last_used_at: Mapped[dt.datetime | None] = mapped_column(sa.DateTime(timezone=True))
+    # What the token may do: read, write, workflow, admin (see formwork/auth/scopes.py).
+    # NULL on tokens made before scopes existed; they get the default scopes.
+    scopes: Mapped[list[Any] | None] = mapped_column(default=None)
 
 
 class EntityRecord(Base):
@@ -189,3 +204,36 @@ class Customisation(Base):
     patch: Mapped[dict[str, Any]] = mapped_column()
     updated_at: Mapped[dt.datetime] = mapped_column(sa.DateTime(timezone=True), default=utcnow)
     updated_by: Mapped[int | None] = mapped_column(ID)
+
+
+class SecurityEvent(Base):
+    """A security-relevant event (sign-in, token use, role or pack change): who, when, where."""
+
+    __tablename__ = "fw_security_events"
+    __table_args__ = (
+        sa.Index("ix_fw_security_events_kind_at", "kind", "at"),
+        sa.Index("ix_fw_security_events_user_at", "user_id", "at"),
+    )
+    id: Mapped[int] = mapped_column(ID, primary_key=True, autoincrement=True)
+    at: Mapped[dt.datetime] = mapped_column(sa.DateTime(timezone=True), default=utcnow)
+    kind: Mapped[str] = mapped_column(sa.String(40))
+    # No foreign key: the trail outlives the user it mentions.
+    user_id: Mapped[int | None] = mapped_column(ID)
+    username: Mapped[str | None] = mapped_column(sa.String(64))
+    ip: Mapped[str | None] = mapped_column(sa.String(45))
+    user_agent: Mapped[str | None] = mapped_column(sa.String(200))
+    detail: Mapped[dict[str, Any]] = mapped_column(default=dict)
+
+
+class LoginFailure(Base):
+    """A failed sign-in, counted per username and per address to lock out guessing."""
+
+    __tablename__ = "fw_login_failures"
+    __table_args__ = (
+        sa.Index("ix_fw_login_failures_username_at", "username", "at"),
+        sa.Index("ix_fw_login_failures_ip_at", "ip", "at"),
+    )
+    id: Mapped[int] = mapped_column(ID, primary_key=True, autoincrement=True)
+    at: Mapped[dt.datetime] = mapped_column(sa.DateTime(timezone=True), default=utcnow)
+    username: Mapped[str] = mapped_column(sa.String(64))
+    ip: Mapped[str | None] = mapped_column(sa.String(45))

@@ -37,8 +37,15 @@ def test_session_login_and_csrf_on_api_writes(sample, users):
     assert client.get(f"{BASE}/project").status_code == 200
     no_csrf = client.post(f"{BASE}/project", json={"code": "P1", "name": "x"})
     assert no_csrf.status_code == 403
-    ok = client.post(
+    # Signing in started a new session: the token of the sign-in page is no longer valid.
+    stale = client.post(
         f"{BASE}/project", json={"code": "P1", "name": "x"}, headers={"X-CSRFToken": token}
+    )
+    assert stale.status_code == 403
+    account = client.get("/account").data.decode()
+    fresh = account.split('name="csrf-token" content="')[1].split('"')[0]
+    ok = client.post(
+        f"{BASE}/project", json={"code": "P1", "name": "x"}, headers={"X-CSRFToken": fresh}
     )
     assert ok.status_code == 201
 

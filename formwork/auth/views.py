@@ -1,0 +1,53 @@
+"""Sign in and sign out."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import flash, redirect, render_template, request, url_for
+from flask_babel import gettext as _
+from flask_login import current_user
+
+from formwork.auth import bp
+from formwork.auth.events import client_ip, record_request_event, user_agent
+from formwork.auth.forms import LoginForm
+from formwork.auth.login import LoginAttempt, sign_in
+from formwork.auth.sessions import end_session, start_session
+from formwork.auth.settings import login_limits, now
+from formwork.db import get_session
+
+
+@bp.route("/login", methods=["GET", "POST"])
+def login() -> Any:
+    """Show the sign-in form and sign the user in on a new session."""
+    form = LoginForm()
+    if form.validate_on_submit():
+        session = get_session()
+        attempt = LoginAttempt(
+            form.username.data or "", form.password.data or "", client_ip(), user_agent()
+        )
+        user = sign_in(session, attempt, login_limits(), now())
+        session.commit()  # a failure and its lockout are kept although the sign-in fails
+        if user is not None:
+            start_session(user)
+            return redirect(_next_url())
+        # The same words whatever went wrong, so no one learns which usernames exist.
+        flash(_("Wrong username or password."), "danger")
+    return render_template("auth/login.html", form=form), 200 if request.method == "GET" else 401
+
+
+def _next_url() -> str:
+    target = request.args.get("next", "")
+    if target.startswith("/") and not target.startswith("//") and "\\" not in target:
+        return target
+    return url_for("web.home")
+
+
+@bp.route("/logout", methods=["POST"])
+def logout() -> Any:
+    """Sign the user out (CSRF-checked, so no other site can sign anyone out)."""
+    if current_user.is_authenticated:
+        record_request_event("logout")
+        get_session().commit()
+    end_session()
+    return redirect(url_for("auth.login"))
