@@ -7,7 +7,7 @@ from typing import Any
 from flask import Flask, request
 from flask_wtf import CSRFProtect
 
-from formwork import api, auth, cli, db, web
+from formwork import api, auth, cli, db, hardening, web
 from formwork.api.problems import problem
 from formwork.config import load_config
 from formwork.runtime.events import EventBus
@@ -19,6 +19,7 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     settings = load_config(config)
     app = Flask(__name__, instance_path=settings["INSTANCE_PATH"], instance_relative_config=False)
     app.config.update(settings)
+    hardening.init_app(app)  # first: its limits run before CSRFProtect reads the form
     CSRFProtect(app)
     db.init_app(app)
     app.extensions["formwork.registry"] = RegistryCache(app.config["REGISTRY_TTL"])

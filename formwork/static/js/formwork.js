@@ -16,6 +16,14 @@
     return parts.join(".");
   }
 
+  /* -- CSRF: every htmx request that may change state carries the page's token ------------- */
+  document.addEventListener("htmx:configRequest", function (event) {
+    var verb = String(event.detail.verb || "").toUpperCase();
+    if (verb === "GET" || verb === "HEAD") return;
+    var meta = document.querySelector('meta[name="csrf-token"]');
+    if (meta) event.detail.headers["X-CSRFToken"] = meta.getAttribute("content");
+  });
+
   /* -- unsaved changes ------------------------------------------------------------------ */
   var dirty = false;
   document.addEventListener("input", function (event) {
