@@ -1,4 +1,5 @@
-"""The OpenAPI 3.1 document, generated from the installed definitions."""
+"""The OpenAPI 3.1 document: records of the installed entities (generated from their
+definitions), plus the fixed platform endpoints (files, workflow, packs; `openapi_platform`)."""
 
 from __future__ import annotations
 
@@ -9,10 +10,17 @@ from flask import jsonify
 
 from formwork.api import bp
 from formwork.api.context import registry
+from formwork.api.openapi_platform import platform_paths, platform_schemas, problems
 from formwork.runtime.query import OPERATORS
 from formwork.runtime.registry import EntityMeta
 
-PROBLEM = {"$ref": "#/components/schemas/Problem"}
+ID_PARAMETER = {
+    "name": "id",
+    "in": "path",
+    "required": True,
+    "schema": {"type": "integer", "minimum": 1},
+    "example": 1,
+}
 
 
 def build_spec(metas: list[EntityMeta]) -> dict[str, Any]:
@@ -21,10 +29,16 @@ def build_spec(metas: list[EntityMeta]) -> dict[str, Any]:
         title="Formwork API",
         version="1",
         openapi_version="3.1.0",
-        info={"description": "Records of every installed entity."},
+        info={
+            "description": "Records of every installed entity, files, workflow (tasks and "
+            "processes) and pack administration. Errors are RFC 9457 problem details."
+        },
     )
-    spec.components.security_scheme("bearer", {"type": "http", "scheme": "bearer"})
-    spec.components.schema("Problem", _problem_schema())
+    spec.components.security_scheme(
+        "bearer", {"type": "http", "scheme": "bearer", "description": "An API token"}
+    )
+    for name, schema in platform_schemas().items():
+        spec.components.schema(name, schema)
     for meta in metas:
         name = meta.entity.key
         spec.components.schema(name, _record_schema(meta))
@@ -33,10 +47,11 @@ def build_spec(metas: list[EntityMeta]) -> dict[str, Any]:
         spec.path(
             path=base + "/{id}",
             operations=_item_ops(meta),
-            parameters=[
-                {"name": "id", "in": "path", "required": True, "schema": {"type": "integer"}}
-            ],
+            parameters=[ID_PARAMETER],
         )
+        _record_extras(spec, meta, base)
+    for path, operations in platform_paths().items():
+        spec.path(path=path, operations=operations)
     document = spec.to_dict()
     document["security"] = [{"bearer": []}]
     return document
@@ -53,36 +68,8 @@ def _record_schema(meta: EntityMeta) -> dict[str, Any]:
     return schema
 
 
-def _problem_schema() -> dict[str, Any]:
-    error = {
-        "type": "object",
-        "properties": {
-            "pointer": {"type": "string"},
-            "code": {"type": "string"},
-            "detail": {"type": "string"},
-        },
-    }
-    return {
-        "type": "object",
-        "required": ["type", "title", "status"],
-        "properties": {
-            "type": {"type": "string"},
-            "title": {"type": "string"},
-            "status": {"type": "integer"},
-            "detail": {"type": "string"},
-            "errors": {"type": "array", "items": error},
-        },
-    }
-
-
 def _responses(ok: dict[str, Any], *codes: int) -> dict[str, Any]:
-    out = dict(ok)
-    for code in codes:
-        out[str(code)] = {
-            "description": "Problem",
-            "content": {"application/problem+json": {"schema": PROBLEM}},
-        }
-    return out
+    return {**ok, **problems(*codes)}
 
 
 def _json(schema: dict[str, Any], description: str) -> dict[str, Any]:
@@ -107,7 +94,7 @@ def _collection_ops(meta: EntityMeta) -> dict[str, Any]:
             "summary": f"List {label}",
             "tags": [meta.entity.pack],
             "parameters": _list_parameters(meta),
-            "responses": _responses({"200": _json(page, "A page of records")}, 400, 401, 403),
+            "responses": _responses({"200": _json(page, "A page of records")}, 400, 401, 403, 404),
         },
         "post": {
             "summary": f"Create {label}",
@@ -116,7 +103,9 @@ def _collection_ops(meta: EntityMeta) -> dict[str, Any]:
                 "required": True,
                 "content": {"application/json": {"schema": meta.input_schema(creating=True)}},
             },
-            "responses": _responses({"201": _json(ref, "Created")}, 400, 401, 403, 413, 422),
+            "responses": _responses(
+                {"201": _json(ref, "Created")}, 400, 401, 403, 404, 413, 415, 422
+            ),
         },
     }
 
@@ -138,16 +127,75 @@ def _item_ops(meta: EntityMeta) -> dict[str, Any]:
             "tags": tags,
             "requestBody": {"required": True, "content": {"application/json": {"schema": patch}}},
             "responses": _responses(
-                {"200": _json(ref, "The changed record")}, 400, 401, 403, 404, 409, 422
+                {"200": _json(ref, "The changed record")}, 400, 404, 405, 409, 413, 415, 422
             ),
         },
         "delete": {
             "summary": "Delete a record",
             "tags": tags,
             "parameters": [{"name": "version", "in": "query", "schema": {"type": "integer"}}],
-            "responses": _responses({"204": {"description": "Deleted"}}, 401, 403, 404, 409),
+            "responses": _responses({"204": {"description": "Deleted"}}, 404, 405, 409, 422),
         },
     }
+
+
+# An id past 2**63 - 1 matches no route: GET answers 404, other methods 405 (werkzeug).
+
+
+def _record_extras(spec: APISpec, meta: EntityMeta, base: str) -> None:
+    """Add the aggregate and history operations of an entity."""
+    tags = [meta.entity.pack]
+    rows = {
+        "type": "object",
+        "required": ["items", "truncated"],
+        "properties": {
+            "items": {"type": "array", "items": {"type": "object"}},
+            "truncated": {"type": "boolean"},
+        },
+    }
+    names = {"type": "string", "enum": [f.name for f in meta.entity.stored_fields()]}
+    measures = [
+        {"name": name, "in": "query", "schema": names, "description": text}
+        for name, text in (
+            ("group", "Comma-separated fields to group by; dates as field:day|week|month|year"),
+            ("sum", "Comma-separated numeric fields"),
+            ("avg", "Comma-separated numeric fields"),
+            ("min", "Comma-separated fields"),
+            ("max", "Comma-separated fields"),
+        )
+    ]
+    measures.append({"name": "limit", "in": "query", "schema": {"type": "integer", "minimum": 1}})
+    spec.path(
+        path=base + "/aggregate",
+        operations={
+            "get": {
+                "summary": "Group and aggregate in SQL (filters as on the list)",
+                "tags": tags,
+                "parameters": measures + _list_parameters(meta)[4:],
+                "responses": _responses(
+                    {"200": _json(rows, "One row per group")}, 400, 401, 403, 404
+                ),
+            }
+        },
+    )
+    history = {
+        "type": "object",
+        "required": ["items"],
+        "properties": {
+            "items": {"type": "array", "items": {"$ref": "#/components/schemas/AuditEntry"}}
+        },
+    }
+    spec.path(
+        path=base + "/{id}/history",
+        operations={
+            "get": {
+                "summary": "The audit history of a record",
+                "tags": tags,
+                "responses": _responses({"200": _json(history, "Audit entries")}, 401, 403, 404),
+            }
+        },
+        parameters=[ID_PARAMETER],
+    )
 
 
 def _list_parameters(meta: EntityMeta) -> list[dict[str, Any]]:
@@ -171,6 +219,7 @@ def _list_parameters(meta: EntityMeta) -> list[dict[str, Any]]:
             "description": "Quick search over the entity's search fields",
         },
     ]
+    shapes = meta.output_schema()["properties"]
     for field_def in meta.entity.stored_fields():
         for op in sorted(field_def.kind.ops(field_def)):
             if op in OPERATORS:
@@ -178,11 +227,26 @@ def _list_parameters(meta: EntityMeta) -> list[dict[str, Any]]:
                     {
                         "name": f"{field_def.name}__{op}",
                         "in": "query",
-                        "schema": {"type": "string"},
+                        "schema": _filter_schema(shapes.get(field_def.name, {}), op),
                         "required": False,
                     }
                 )
     return params
+
+
+def _filter_schema(shape: dict[str, Any], op: str) -> dict[str, Any]:
+    """Return the schema of one filter value: the field's own scalar type where it has one."""
+    if op == "isnull":
+        return {"type": "string", "enum": ["true", "false", "1", "0"]}
+    kinds = shape.get("type")
+    kinds = [k for k in kinds if k != "null"] if isinstance(kinds, list) else [kinds]
+    if op in ("in", "contains", "startswith") or len(kinds) != 1:
+        return {"type": "string"}
+    if kinds[0] in ("integer", "number", "boolean"):
+        return {"type": kinds[0]}
+    if kinds[0] == "string":
+        return {k: v for k, v in shape.items() if k in ("format", "enum")} | {"type": "string"}
+    return {"type": "string"}
 
 
 @bp.get("/openapi.json")

@@ -25,7 +25,9 @@ def list_view(pack: str, entity: str) -> Any:
     key = entity_key(pack, entity)
     service = record_service()
     service.principal.require(key, "read")
-    page = list_records(get_session(), registry(), registry().meta(key), _params())
+    page = list_records(
+        get_session(), registry(), registry().meta(key), _params(), principal=service.principal
+    )
     return jsonify(
         items=page.items,
         total=page.total,
@@ -46,14 +48,14 @@ def create_view(pack: str, entity: str) -> Any:
     return jsonify(record), 201, {"Location": location}
 
 
-@bp.get("/<pack>/<entity>/<int:record_id>")
+@bp.get("/<pack>/<entity>/<int(max=9223372036854775807):record_id>")
 def get_view(pack: str, entity: str, record_id: int) -> Any:
     """Return one record with its line items."""
     record = record_service().get(entity_key(pack, entity), record_id)
     return jsonify(record), 200, {"ETag": f'"{record["version"]}"'}
 
 
-@bp.patch("/<pack>/<entity>/<int:record_id>")
+@bp.patch("/<pack>/<entity>/<int(max=9223372036854775807):record_id>")
 def update_view(pack: str, entity: str, record_id: int) -> Any:
     """Change some fields of a record; `version` (body or If-Match) must be current."""
     key = entity_key(pack, entity)
@@ -69,12 +71,12 @@ def update_view(pack: str, entity: str, record_id: int) -> Any:
     return jsonify(record), 200, {"ETag": f'"{record["version"]}"'}
 
 
-@bp.delete("/<pack>/<entity>/<int:record_id>")
+@bp.delete("/<pack>/<entity>/<int(max=9223372036854775807):record_id>")
 def delete_view(pack: str, entity: str, record_id: int) -> Any:
     """Delete a record (with `?version=` to refuse a stale delete)."""
     key = entity_key(pack, entity)
     raw = request.args.get("version")
-    if raw is not None and not raw.isdigit():
+    if raw is not None and not (raw.isascii() and raw.isdigit()):  # int("²") raises
         raise ValidationFailed([FieldError("version", "type", {"expected": "integer"})])
     service = record_service()
     service.delete(key, record_id, int(raw) if raw is not None else None)
@@ -86,19 +88,24 @@ def delete_view(pack: str, entity: str, record_id: int) -> Any:
 def aggregate_view(pack: str, entity: str) -> Any:
     """Group and aggregate: `group=field,date:month`, `sum=`, `avg=`, `min=`, `max=`."""
     key = entity_key(pack, entity)
-    record_service().principal.require(key, "read")
+    principal = record_service().principal
+    principal.require(key, "read")
     check_params(_params())
-    rows = aggregate(get_session(), registry(), registry().meta(key), _params())
+    rows = aggregate(
+        get_session(), registry(), registry().meta(key), _params(), principal=principal
+    )
     # The SQL stops at MAX_GROUPS groups; say so rather than dropping groups silently.
     return jsonify(items=rows, truncated=len(rows) >= MAX_GROUPS)
 
 
-@bp.get("/<pack>/<entity>/<int:record_id>/history")
+@bp.get("/<pack>/<entity>/<int(max=9223372036854775807):record_id>/history")
 def history_view(pack: str, entity: str, record_id: int) -> Any:
     """Return the audit history of a record."""
     key = entity_key(pack, entity)
-    record_service().get(key, record_id)
-    return jsonify(items=history(get_session(), key, record_id))
+    service = record_service()
+    service.get(key, record_id)  # 404 unless the principal may read the record
+    hidden = service.principal.hidden_fields(key)
+    return jsonify(items=history(get_session(), key, record_id, hidden))
 
 
 def _if_match() -> int | None:

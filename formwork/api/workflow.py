@@ -14,6 +14,7 @@ from formwork.api.context import json_body, record_service, registry
 from formwork.auth import current_principal
 from formwork.db import get_session
 from formwork.runtime.errors import (
+    BadQuery,
     FieldError,
     PermissionDenied,
     RuntimeFailure,
@@ -26,6 +27,9 @@ from formwork.runtime.workflow.deploy import deploy
 from formwork.runtime.workflow.models import ProcessInstance
 from formwork.runtime.workflow.service import WorkflowRuntime, WorkflowService, record_failure
 from formwork.runtime.workflow.tasks import get_row, inbox
+
+MAX_QUERY_INT = 2**31 - 1  # an INTEGER column; ids are BIGINT
+INT_ARGS = {"page": MAX_QUERY_INT, "per_page": MAX_QUERY_INT, "record_id": 2**63 - 1}
 
 
 def runtime() -> WorkflowRuntime:
@@ -88,10 +92,25 @@ def _now() -> dt.datetime:
     return dt.datetime.now(dt.UTC)
 
 
+def _query_args() -> dict[str, str]:
+    """Return the query string, refusing integers no column holds (a 500 from the driver)."""
+    args = request.args.to_dict()
+    bad = [
+        FieldError(name, "bad_query", {"detail": f"expected an integer from 0 to {limit}"})
+        for name, limit in INT_ARGS.items()
+        # ASCII digits only: '²'.isdigit() is true, yet int('²') raises.
+        if args.get(name)
+        and not (args[name].isascii() and args[name].isdigit() and int(args[name]) <= limit)
+    ]
+    if bad:
+        raise BadQuery(bad)
+    return args
+
+
 @bp.get("/tasks")
 def tasks_view() -> Any:
     """List my ready tasks: `process`, `step`, `entity`, `record_id`, `overdue=1`, `scope=all`."""
-    items = inbox(get_session(), _principal(), request.args.to_dict(), _now())
+    items = inbox(get_session(), _principal(), _query_args(), _now())
     return jsonify(items=items)
 
 
@@ -123,7 +142,7 @@ def complete_view(task_id: str) -> Any:
 def processes_view() -> Any:
     """List process instances: `process`, `status`, `entity`, `record_id`, `mine=1`."""
     service = workflow_service()
-    return jsonify(items=views.list_instances(service, request.args.to_dict()))
+    return jsonify(items=views.list_instances(service, _query_args()))
 
 
 @bp.post("/processes")
@@ -154,7 +173,7 @@ def start_view() -> Any:
     )
 
 
-@bp.get("/processes/<int:instance_id>")
+@bp.get("/processes/<int(max=9223372036854775807):instance_id>")
 def process_view(instance_id: int) -> Any:
     """Return an instance: status, error, ready tasks, history and the BPMN for a viewer."""
     service = workflow_service()
@@ -162,7 +181,7 @@ def process_view(instance_id: int) -> Any:
     return jsonify(views.instance_json(service, instance, with_tasks=True, with_history=True))
 
 
-@bp.post("/processes/<int:instance_id>/retry")
+@bp.post("/processes/<int(max=9223372036854775807):instance_id>/retry")
 def retry_view(instance_id: int) -> Any:
     """Run a failed step again (admins)."""
     service = workflow_service()
@@ -174,7 +193,7 @@ def retry_view(instance_id: int) -> Any:
     return jsonify(views.instance_json(service, instance, with_tasks=True))
 
 
-@bp.post("/processes/<int:instance_id>/withdraw")
+@bp.post("/processes/<int(max=9223372036854775807):instance_id>/withdraw")
 def withdraw_view(instance_id: int) -> Any:
     """Withdraw a request while no approver has acted (the submitter)."""
     body = _body() if request.content_length else {}
@@ -193,7 +212,13 @@ def migrate_view() -> Any:
     service = workflow_service()
     if not service.principal.is_admin:
         raise PermissionDenied("only administrators migrate instances")
-    result = migrate_request(service, _body())
+    body = _body()
+    version = body.get("to_version")
+    if isinstance(version, int) and not 1 <= version <= MAX_QUERY_INT:  # an INTEGER column
+        raise ValidationFailed(
+            [FieldError("/to_version", "invalid", {"detail": "no such version"})]
+        )
+    result = migrate_request(service, body)
     service.session.commit()
     return jsonify(result)
 
@@ -201,6 +226,8 @@ def migrate_view() -> Any:
 @bp.post("/process-definitions")
 def deploy_view() -> Any:
     """Deploy a process: {"bpmn": xml, "dmn": [xml…], "binding": {...}} (admins)."""
+    if not _principal().is_admin:  # before looking at the body: a refusal says nothing more
+        raise PermissionDenied("deploying processes is for administrators")
     body = _body()
     if not isinstance(body.get("bpmn"), str):
         raise ValidationFailed([FieldError("/bpmn", "required")])

@@ -16,13 +16,14 @@ from formwork.runtime.definitions import EntityDef, parse_entity, qualify
 from formwork.runtime.errors import DefinitionInvalid
 from formwork.runtime.packs.manifest import MANIFEST, Manifest, read_manifest
 from formwork.runtime.packs.problems import PackInvalid, Problem
-from formwork.runtime.packs.source import PackSource
+from formwork.runtime.packs.source import PackSource, load_json
 
 ALLOWED_SUFFIXES = (".json", ".jsonl", ".bpmn", ".dmn", ".md", ".txt", ".png", ".svg")
 DOCTYPE = re.compile(rb"<!DOCTYPE|<!ENTITY", re.IGNORECASE)
 SCHEMAS = {
     "layouts": "layout.schema.json",
     "reports": "report.schema.json",
+    "dashboards": "dashboard.schema.json",
     "roles": "roles.schema.json",
     "menu": "menu.schema.json",
     "fixtures": "fixture.schema.json",
@@ -31,6 +32,7 @@ SCHEMAS = {
 CODES = {
     "layouts": "pack.E020",
     "reports": "pack.E030",
+    "dashboards": "pack.E035",
     "roles": "pack.E040",
     "menu": "pack.E050",
     "fixtures": "pack.E070",
@@ -117,7 +119,7 @@ class _Checker:
                 self.checked.documents[path] = raw.decode("utf-8", "replace")
                 continue
             try:
-                document = json.loads(raw.decode("utf-8"))
+                document = load_json(raw)
             except UnicodeDecodeError:
                 self.add("pack.E007", path, "", "not UTF-8 text")
                 continue

@@ -12,12 +12,24 @@ from packaging.version import Version
 
 from formwork.runtime import metaschemas
 from formwork.runtime.packs.problems import PackInvalid, Problem
-from formwork.runtime.packs.source import PackSource
+from formwork.runtime.packs.source import PackSource, load_json
 
 MANIFEST = "pack.json"
 # Names the REST API uses for its own paths under /api/v1/, so no pack may take them.
-RESERVED_NAMES = frozenset({"packs", "files", "tasks", "processes", "fw", "auth", "me"})
-KINDS = ("entities", "layouts", "workflows", "reports", "roles", "menu", "fixtures", "demo")
+RESERVED_NAMES = frozenset(
+    {"packs", "files", "tasks", "processes", "fw", "auth", "me", "reports", "dashboards"}
+)
+KINDS = (
+    "entities",
+    "layouts",
+    "workflows",
+    "reports",
+    "dashboards",
+    "roles",
+    "menu",
+    "fixtures",
+    "demo",
+)
 
 
 @dataclass(frozen=True)
@@ -66,7 +78,7 @@ def read_manifest(source: PackSource) -> Manifest:
             ]
         )
     try:
-        document = json.loads(source.text(MANIFEST))
+        document = load_json(source.files[MANIFEST])
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise PackInvalid([Problem("pack.E001", MANIFEST, "", f"unreadable: {exc}")]) from exc
     problems = [

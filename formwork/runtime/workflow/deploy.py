@@ -50,9 +50,14 @@ def _xml(source: str | bytes, pointer: str) -> Any:
         resolve_entities=False, no_network=True, load_dtd=False, huge_tree=False
     )
     try:
-        return etree.fromstring(raw, parser)
+        tree = etree.fromstring(raw, parser)
     except etree.XMLSyntaxError as exc:
         raise ValidationFailed([_error(pointer, f"line {exc.lineno}: {exc.msg}")]) from None
+    # The byte check above misses a DOCTYPE in another encoding (UTF-16): ask the parser too.
+    info = tree.getroottree().docinfo
+    if info.doctype or info.internalDTD is not None or info.externalDTD is not None:
+        raise ValidationFailed([_error(pointer, "XML with a DOCTYPE or ENTITY is refused")])
+    return tree
 
 
 def _error(pointer: str, detail: str) -> FieldError:
@@ -96,6 +101,10 @@ def parse_process(bpmn: str | bytes, dmn: Sequence[str | bytes] = (), key: str |
         raise ValidationFailed([_error("/bpmn", _describe(exc, lines))]) from None
     except SpiffWorkflowException as exc:
         raise ValidationFailed([_error("/bpmn", str(exc))]) from None
+    except (KeyError, AttributeError, TypeError, ValueError, IndexError) as exc:
+        # Spiff's parser assumes well-formed BPMN; odd but valid XML trips it. Say so, not 500.
+        detail = f"cannot be read as BPMN/DMN: {type(exc).__name__}: {exc}"
+        raise ValidationFailed([_error("/bpmn", detail)]) from None
     problems = list(check_specs([spec, *subprocess_specs.values()], lines))
     if problems:
         raise ValidationFailed(problems)
