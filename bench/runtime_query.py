@@ -56,6 +56,7 @@ from formwork.runtime.fields.numeric import ExactDecimal
 from formwork.runtime.query import COUNT_CAP, list_records
 from formwork.runtime.registry import EntityMeta, Registry, load_registry
 from formwork.runtime.schema import digest
+from formwork.runtime.security import system_principal
 
 PACK = "bench"
 PROJECTS = 2_000
@@ -354,14 +355,20 @@ class Runner:
         """Return a page from `list_records` in a fresh session."""
         with open_session(self.app) as session:
             return list_records(
-                session, self.registry, self.meta, {k: [v] for k, v in params.items()}
+                session,
+                self.registry,
+                self.meta,
+                {k: [v] for k, v in params.items()},
+                principal=system_principal(),
             )
 
     def runtime_aggregate(self) -> Any:
         """Return the aggregate from `aggregate()` in a fresh session."""
         params = {k: [v] for k, v in (p.split("=") for p in AGGREGATE_QUERY.split("&"))}
         with open_session(self.app) as session:
-            return aggregate(session, self.registry, self.meta, params)
+            return aggregate(
+                session, self.registry, self.meta, params, principal=system_principal()
+            )
 
 
 def list_sides(runner: Runner, scenario: Scenario) -> dict[str, Callable[[int], Any]]:

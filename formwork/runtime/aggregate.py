@@ -13,6 +13,7 @@ from sqlalchemy.orm import Session
 from formwork.runtime.errors import BadQuery, FieldError
 from formwork.runtime.query import Query
 from formwork.runtime.registry import EntityMeta, Registry
+from formwork.runtime.security import Principal
 
 PERIODS = ("day", "week", "month", "year")
 FUNCTIONS = ("sum", "avg", "min", "max")
@@ -38,11 +39,14 @@ def aggregate(
     meta: EntityMeta,
     params: Mapping[str, Sequence[str]],
     extra: Sequence[Any] = (),
+    *,
+    principal: Principal,
 ) -> list[dict[str, Any]]:
-    """Return one row per group with `count` and the requested aggregates, computed in SQL."""
-    query = Query(registry, meta)
+    """Return one row per group with `count` and the requested aggregates, computed in SQL
+    over the records the principal may read (hidden fields cannot be grouped or measured)."""
+    query = Query(registry, meta, principal)
     filters = {k: v for k, v in params.items() if k not in AGGREGATE_PARAMS}
-    where = query.conditions(filters) + list(extra)
+    where = query.conditions(filters) + list(extra) + query.restrict("read", session)
     dialect = session.get_bind().dialect.name
     groups = _groups(query, _split(params, "group"), dialect)
     measures = _measures(query, params)

@@ -11,7 +11,7 @@ from sqlalchemy.orm import Session
 
 from formwork.runtime.models import AuditEntry, User
 from formwork.runtime.registry import EntityMeta
-from formwork.runtime.security import Principal
+from formwork.runtime.security import Principal, redact
 
 AUDIT: sa.Table = AuditEntry.__table__  # type: ignore[assignment]
 SKIPPED = frozenset({"id", "version", "created_at", "created_by", "updated_at", "updated_by"})
@@ -51,8 +51,11 @@ def record_audit(
     session.connection().execute(sa.insert(AUDIT), row)
 
 
-def history(session: Session, entity_key: str, record_id: int) -> list[dict[str, Any]]:
-    """Return a record's audit entries, oldest first, with the acting user's name."""
+def history(
+    session: Session, entity_key: str, record_id: int, hidden: frozenset[str] = frozenset()
+) -> list[dict[str, Any]]:
+    """Return a record's audit entries, oldest first, with the acting user's name and
+    without the `hidden` fields (a role that may not see a value may not see its past)."""
     rows = session.execute(
         sa.select(AuditEntry, User.username)
         .join(User, User.id == AuditEntry.user_id, isouter=True)
@@ -63,10 +66,24 @@ def history(session: Session, entity_key: str, record_id: int) -> list[dict[str,
         {
             "id": entry.id,
             "action": entry.action,
-            "changes": entry.changes,
+            "changes": _redacted(entry.changes, hidden),
             "user_id": entry.user_id,
             "user": username,
             "at": entry.at.isoformat() if entry.at else None,
         }
         for entry, username in rows
     ]
+
+
+def _redacted(changes: dict[str, Any], hidden: frozenset[str]) -> dict[str, Any]:
+    if not hidden:
+        return changes
+    out = {}
+    for name, (old, new) in changes.items():
+        if name in hidden:
+            continue
+        out[name] = [
+            redact({name: old}, hidden)[name] if isinstance(old, list) else old,
+            redact({name: new}, hidden)[name] if isinstance(new, list) else new,
+        ]
+    return out

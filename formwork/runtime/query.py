@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from decimal import Decimal
 from typing import Any
 
 import sqlalchemy as sa
@@ -12,12 +13,14 @@ from sqlalchemy.orm import Session
 from formwork.runtime.definitions import FieldDef
 from formwork.runtime.errors import BadQuery, FieldError
 from formwork.runtime.registry import EntityMeta, Registry
+from formwork.runtime.security import Principal, redact, row_condition
 from formwork.runtime.writing import dump_record, from_row
 
 OPERATORS = ("eq", "ne", "lt", "lte", "gt", "gte", "in", "contains", "startswith", "isnull")
 RESERVED = frozenset({"sort", "page", "per_page", "q", "count"})
 MAX_PER_PAGE = 200
 COUNT_CAP = 10_000
+MAX_SQL_INT = 2**63 - 1
 SYSTEM_SORTABLE = frozenset({"id", "created_at", "updated_at", "version"})
 
 
@@ -35,9 +38,12 @@ class Page:
 class Query:
     """Translate query-string parameters into SQL against one entity's table."""
 
-    def __init__(self, registry: Registry, meta: EntityMeta) -> None:
+    def __init__(
+        self, registry: Registry, meta: EntityMeta, principal: Principal | None = None
+    ) -> None:
         self.registry = registry
         self.meta = meta
+        self.principal = principal
         self.table = meta.table
         self.joins: dict[str, tuple[sa.FromClause, EntityMeta]] = {}
         self.errors: list[FieldError] = []
@@ -62,10 +68,22 @@ class Query:
         if name in SYSTEM_SORTABLE or name in ("created_by", "updated_by"):
             return table.c[name], None
         field_def = meta.entity.get_field(name)
-        if field_def is None or not field_def.kind.stored:
+        if field_def is None or not field_def.kind.stored or self._hidden(meta, name):
+            # A hidden field cannot be filtered, sorted or grouped on either: a filter
+            # like bank_card__startswith would reveal it one digit at a time.
             self.errors.append(FieldError(param, "unknown_filter_field", {"name": name}))
             return None, None
         return table.c[name], field_def
+
+    def _hidden(self, meta: EntityMeta, name: str) -> bool:
+        return self.principal is not None and name in self.principal.hidden_fields(meta.entity.key)
+
+    def restrict(self, action: str = "read", session: Session | None = None) -> list[Any]:
+        """Return the principal's row rule for `action` as a condition list (maybe empty)."""
+        if self.principal is None:
+            return []
+        condition = row_condition(self.registry, self.principal, self.meta, action, session)
+        return [] if condition is None else [condition]
 
     def _join(self, head: str, target_key: str) -> tuple[sa.FromClause, EntityMeta]:
         if head not in self.joins:
@@ -114,7 +132,7 @@ class Query:
 
     def search(self, text: str) -> Any:
         """Return an OR of case-insensitive `contains` over the entity's search fields."""
-        fields = self.meta.entity.search_fields
+        fields = [f for f in self.meta.entity.search_fields if not self._hidden(self.meta, f)]
         if not fields or not text:
             return None
         pattern = f"%{_escape_like(text)}%"
@@ -148,17 +166,19 @@ def _build(field_def: FieldDef | None, column: Any, op: str, text: str) -> Any:
     if op == "isnull":
         flag = _parse_bool(text)
         return column.is_(None) if flag else column.is_not(None)
+    if op == "in":  # before the type's own filters: each value is parsed on its own
+        return column.in_([_parse_one(field_def, part, column) for part in text.split(",")])
     if field_def is not None:
-        special = field_def.kind.filter_column(field_def, column, op, _parse_one(field_def, text))
+        special = field_def.kind.filter_column(
+            field_def, column, op, _parse_one(field_def, text, column)
+        )
         if special is not None:
             return special
-    if op == "in":
-        return column.in_([_parse_one(field_def, part) for part in text.split(",")])
     if op in ("contains", "startswith"):
         pattern = _escape_like(text)
         pattern = f"%{pattern}%" if op == "contains" else f"{pattern}%"
         return column.like(pattern, escape="\\")
-    value = _parse_one(field_def, text)
+    value = _parse_one(field_def, text, column)
     return {
         "eq": column.__eq__,
         "ne": column.__ne__,
@@ -169,10 +189,26 @@ def _build(field_def: FieldDef | None, column: Any, op: str, text: str) -> Any:
     }[op](value)
 
 
-def _parse_one(field_def: FieldDef | None, text: str) -> Any:
+def _parse_one(field_def: FieldDef | None, text: str, column: Any = None) -> Any:
     if field_def is None:
-        return int(text) if text.lstrip("-").isdigit() else text
-    return field_def.kind.parse_filter(field_def, text)
+        value = int(text) if text.lstrip("-").isdigit() else text
+    else:
+        value = field_def.kind.parse_filter(field_def, text)
+    # A number no column can hold fails in the driver (a 500): refuse it as a bad query.
+    small = column is not None and type(column.type) is sa.Integer  # INTEGER, not BIGINT
+    limit = 2**31 - 1 if small else MAX_SQL_INT
+    if isinstance(value, int) and not isinstance(value, bool) and abs(value) > limit:
+        raise ValueError(f"'{text[:40]}' is out of range")
+    if isinstance(value, Decimal) and (
+        not value.is_finite() or value.adjusted() >= 18 - _scale(field_def)
+    ):  # SQLite keeps value * 10**scale in a 64-bit integer; 18 digits fit
+        raise ValueError(f"'{text[:40]}' is out of range")
+    return value
+
+
+def _scale(field_def: FieldDef | None) -> int:
+    scale = getattr(field_def.kind, "scale", None) if field_def is not None else None
+    return int(scale(field_def)) if callable(scale) else 0
 
 
 def _parse_bool(text: str) -> bool:
@@ -206,10 +242,14 @@ def list_records(
     meta: EntityMeta,
     params: Mapping[str, Sequence[str]],
     extra: Sequence[Any] = (),
+    *,
+    principal: Principal,
+    action: str = "read",
 ) -> Page:
-    """Return one page of records matching the parameters, with a capped count."""
-    query = Query(registry, meta)
-    where = query.conditions(params) + list(extra)
+    """Return one page of the records the principal may reach with `action` that match
+    the parameters, with a capped count and without the fields hidden from them."""
+    query = Query(registry, meta, principal)
+    where = query.conditions(params) + list(extra) + query.restrict(action, session)
     searched = query.search((params.get("q") or [""])[0])
     if searched is not None:
         where.append(searched)
@@ -226,7 +266,8 @@ def list_records(
         .offset((page - 1) * per_page)
     )
     rows = session.connection().execute(statement).mappings().all()
-    items = [dump_record(meta, from_row(meta, dict(row)), {}) for row in rows]
+    hidden = principal.hidden_fields(meta.entity.key)
+    items = [redact(dump_record(meta, from_row(meta, dict(row)), {}), hidden) for row in rows]
     total, capped = _count(session, meta, source, where, page, per_page, len(items), params)
     return Page(items, total, capped, page, per_page)
 

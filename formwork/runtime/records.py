@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Mapping
+from decimal import Decimal
 from typing import Any
 
 import sqlalchemy as sa
@@ -15,12 +16,18 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from formwork.runtime.audit import diff, record_audit
-from formwork.runtime.errors import Conflict, FieldError, NotFound, ValidationFailed
+from formwork.runtime.errors import (
+    Conflict,
+    FieldError,
+    NotFound,
+    PermissionDenied,
+    ValidationFailed,
+)
 from formwork.runtime.events import EventBus, RecordEvent
 from formwork.runtime.expressions import ExpressionError
 from formwork.runtime.registry import EntityMeta, Registry
 from formwork.runtime.save_context import SaveContext
-from formwork.runtime.security import Principal
+from formwork.runtime.security import Principal, redact, row_condition
 from formwork.runtime.validation import Converted, convert
 from formwork.runtime.writing import (
     assign_numbers,
@@ -62,16 +69,102 @@ class RecordService:
         self.principal.require(key, action)
         return meta
 
-    def get(self, key: str, record_id: int) -> dict[str, Any]:
-        """Return one record with its line items, as JSON values."""
-        meta = self._meta(key, "read")
-        values = read_row(self.session, meta, record_id)
+    def get(self, key: str, record_id: int, *, for_task: bool = False) -> dict[str, Any]:
+        """Return one record with its line items, as JSON values (hidden fields left out).
+
+        `for_task`: the principal acts on a workflow task bound to the record, which shows
+        it to them whatever their grants and row rules (field rules still apply)."""
+        if for_task:
+            meta = self.registry.meta(key)
+            where = []
+        else:
+            meta = self._meta(key, "read")
+            where = self._rows(meta, "read")
+        values = read_row(self.session, meta, record_id, where=where)
         children = read_children(self.session, meta, [record_id])
-        return dump_record(meta, values, children.get(record_id, {}))
+        return self.shown(meta, dump_record(meta, values, children.get(record_id, {})))
+
+    # -- permissions on rows and fields ------------------------------------------------------
+    def _rows(self, meta: EntityMeta, action: str) -> list[Any]:
+        condition = row_condition(self.registry, self.principal, meta, action, self.session)
+        return [] if condition is None else [condition]
+
+    def shown(self, meta: EntityMeta, record: dict[str, Any]) -> dict[str, Any]:
+        """Return the record without the fields hidden from the principal."""
+        return redact(record, self.principal.hidden_fields(meta.entity.key))
+
+    def _read_for(self, meta: EntityMeta, record_id: int, action: str) -> dict[str, Any]:
+        # Not readable: 404, as if it did not exist; readable but out of the action's
+        # rows (a crew leader's view of another crew's approved sheet): 403.
+        old = read_row(self.session, meta, record_id, lock=True, where=self._rows(meta, "read"))
+        if action != "read" and not self._reaches(meta, record_id, action):
+            raise PermissionDenied(
+                f"'{self.principal.username}' may not {action} {meta.entity.key} {record_id}"
+            )
+        return old
+
+    def _reaches(self, meta: EntityMeta, record_id: int, action: str) -> bool:
+        rows = self._rows(meta, action)
+        if not rows:
+            return True
+        found = self.session.connection().execute(
+            sa.select(meta.table.c.id).where(meta.table.c.id == record_id, *rows)
+        )
+        return found.first() is not None
+
+    def _check_writable(
+        self, meta: EntityMeta, payload: Any, action: str, before: Mapping[str, Any] | None = None
+    ) -> None:
+        # A field the role may not set is refused when the payload changes it; sending
+        # back the value it has (a client that PATCHes what it read) is fine.
+        locked = self.principal.read_only_fields(meta.entity.key, action)
+        if not locked or not isinstance(payload, Mapping):
+            return
+        current = before or {}
+        errors = []
+        for name in sorted(locked):
+            head, _, tail = name.partition(".")
+            if not tail and name in payload and not _same(payload[name], current.get(name)):
+                errors.append(FieldError(f"/{name}", "read_only_for_role"))
+            elif tail and isinstance(payload.get(head), list):
+                old_rows = {r.get("id"): r for r in current.get(head) or []}
+                errors += [
+                    FieldError(f"/{head}/{i}/{tail}", "read_only_for_role")
+                    for i, row in enumerate(payload[head])
+                    if isinstance(row, Mapping)
+                    and tail in row
+                    and not _same(row[tail], old_rows.get(row.get("id"), {}).get(tail))
+                ]
+        if errors:
+            raise ValidationFailed(errors)
+
+    def _keep_locked_lines(
+        self, meta: EntityMeta, converted: Converted, old_children: Mapping[str, list[Any]]
+    ) -> None:
+        # Line items are replaced as a whole; a line field the role may not set keeps
+        # its stored value on the lines that already existed.
+        for name in self.principal.read_only_fields(meta.entity.key, "update"):
+            head, _, tail = name.partition(".")
+            if not tail or head not in converted.children:
+                continue
+            old_rows = {row["id"]: row for row in old_children.get(head, [])}
+            for row in converted.children[head]:
+                if row.row_id in old_rows:
+                    row.values[tail] = old_rows[row.row_id].get(tail)
+
+    def _still_reaches(self, meta: EntityMeta, record_id: int, action: str) -> None:
+        # The saved record must stay within the principal's rows: nobody files a sheet
+        # under another crew, or moves a record out of their own reach.
+        if not self._reaches(meta, record_id, action):
+            raise PermissionDenied(
+                f"'{self.principal.username}' may not {action} {meta.entity.key} records "
+                "outside their rows"
+            )
 
     def create(self, key: str, payload: Any) -> dict[str, Any]:
         """Validate and insert a record with its line items; return it as JSON values."""
         meta = self._meta(key, "create")
+        self._check_writable(meta, payload, "create")
         converted = convert(meta, payload, creating=True)
         _apply_defaults(meta, converted)
         ctx = SaveContext(self.session, self.registry, meta.entity, self.now)
@@ -91,16 +184,19 @@ class RecordService:
         result = dump_record(meta, {**record, **_system(row), "id": record_id}, children)
         record_audit(self.session, meta, record_id, "create", None, result, self.principal, now)
         self._emit("after_insert", meta, record, None, record_id)
-        return result
+        self._still_reaches(meta, record_id, "create")
+        return self.shown(meta, result)
 
     def update(self, key: str, record_id: int, payload: Any, version: Any) -> dict[str, Any]:
         """Apply a partial change if `version` is current; return the record as JSON values."""
         meta = self._meta(key, "update")
-        old = read_row(self.session, meta, record_id, lock=True)
+        old = self._read_for(meta, record_id, "update")
         old_children = read_children(self.session, meta, [record_id]).get(record_id, {})
         before = dump_record(meta, old, old_children)
-        _check_version(version, old, before)
+        _check_version(version, old, self.shown(meta, before))
+        self._check_writable(meta, payload, "update", before)
         converted = convert(meta, payload, creating=False, current=old)
+        self._keep_locked_lines(meta, converted, old_children)
         ctx = SaveContext(self.session, self.registry, meta.entity, self.now)
         merged = Converted(
             {**_user_values(meta, old), **converted.values},
@@ -111,7 +207,8 @@ class RecordService:
         record = self._prepare(meta, merged, ctx, inserting=False, record_id=record_id)
         rows = {name: record.get(name, []) for name, _child in meta.children}
         if not diff(before, dump_record(meta, {**old, **record, "id": record_id}, rows)):
-            return before  # nothing changed: no new version, no audit entry, no conflict later
+            # Nothing changed: no new version, no audit entry, no conflict later.
+            return self.shown(meta, before)
         self._emit("before_save", meta, record, old, record_id)
         row = {
             **_stored(meta, record),
@@ -119,7 +216,7 @@ class RecordService:
             "updated_by": self.principal.user_id,
             "version": old["version"] + 1,
         }
-        self._update_row(meta, record_id, old["version"], row, before)
+        self._update_row(meta, record_id, old["version"], row, self.shown(meta, before))
         children = write_children(
             self.session, meta, record_id, record, old_children, row_meta(self)
         )
@@ -128,16 +225,17 @@ class RecordService:
             self.session, meta, record_id, "update", before, after, self.principal, ctx.now
         )
         self._emit("on_update", meta, record, old, record_id)
-        return after
+        self._still_reaches(meta, record_id, "update")
+        return self.shown(meta, after)
 
     def delete(self, key: str, record_id: int, version: Any = None) -> None:
         """Delete a record and its line items (refused while other records refer to it)."""
         meta = self._meta(key, "delete")
-        old = read_row(self.session, meta, record_id, lock=True)
+        old = self._read_for(meta, record_id, "delete")
         old_children = read_children(self.session, meta, [record_id]).get(record_id, {})
         before = dump_record(meta, old, old_children)
         if version is not None:
-            _check_version(version, old, before)
+            _check_version(version, old, self.shown(meta, before))
         self._emit("on_delete", meta, old, old, record_id)
         for _name, child in meta.children:
             self.session.connection().execute(
@@ -262,6 +360,15 @@ def _as_rows(children: Mapping[str, list[dict[str, Any]]]) -> dict[str, list[Con
         name: [Converted(dict(row), row_id=row["id"]) for row in rows]
         for name, rows in children.items()
     }
+
+
+def _same(given: Any, stored: Any) -> bool:
+    if given == stored:
+        return True
+    try:
+        return Decimal(str(given)) == Decimal(str(stored))
+    except (ArithmeticError, ValueError):
+        return False
 
 
 def _check_version(version: Any, old: Mapping[str, Any], before: dict[str, Any]) -> None:

@@ -145,6 +145,24 @@ class Registry:
             key=lambda e: e.key,
         )
 
+    @cached_property
+    def memberships(self) -> dict[str, list[tuple[str, str, str]]]:
+        """Return, per scope entity, the (entity, user field, scope field) of every entity
+        whose records make users members of it (`x-formwork.membership`)."""
+        found: dict[str, list[tuple[str, str, str]]] = {}
+        for entity in self.entities.values():
+            declared = entity.options.get("membership")
+            if not declared:
+                continue
+            user, scope = declared["user"], declared["scope"]
+            target: str | None = entity.key
+            if scope != "id":
+                field_def = entity.get_field(scope)
+                target = field_def.kind.join_target(field_def, entity) if field_def else None
+            if target is not None:
+                found.setdefault(target, []).append((entity.key, user, scope))
+        return found
+
     def is_enabled(self, key: str) -> bool:
         """Return False when the entity's pack is switched off."""
         return self.entity(key).pack not in self.disabled_packs

@@ -19,7 +19,9 @@ bp = Blueprint("web", __name__)
 
 def init_app(app: Flask) -> None:
     """Register the pages, Flask-Babel and the template helpers."""
-    from formwork.web import home, imports, lists, records, tasks  # noqa: F401  (routes register)
+    from formwork.web import home, imports, lists, records, reports, roles_admin, tasks  # noqa: F401  (routes register)
+
+    reports.init_app(app)
 
     i18n.init_app(app)
     app.register_blueprint(bp)
@@ -31,7 +33,18 @@ def _template_context() -> dict[str, Any]:
     from formwork.web.context import navigation
 
     signed_in = current_user.is_authenticated
-    return {"navigation": navigation if signed_in else list, "locale": i18n.current_locale()}
+    return {
+        "navigation": navigation if signed_in else list,
+        "user_is_admin": _is_admin if signed_in else (lambda: False),
+        "locale": i18n.current_locale(),
+    }
+
+
+def _is_admin() -> bool:
+    from formwork.auth import current_principal
+
+    found = current_principal()
+    return found is not None and found.is_admin
 
 
 def _csrf_error(exc: CSRFError) -> Any:

@@ -19,6 +19,14 @@ from formwork.runtime.registry import EntityMeta
 from formwork.runtime.security import Principal
 from formwork.runtime.titles import record_titles, user_names
 from formwork.web.i18n import current_locale
+from formwork.web.layouts import (
+    FormLayout,
+    ListLayout,
+    form_layout,
+    list_layout,
+    visible_form_layout,
+    visible_list_layout,
+)
 from formwork.web.pack_view import snapshot
 from formwork.web.widgets import Lookups
 
@@ -38,6 +46,19 @@ def entity_meta(pack: str, entity: str, action: str = "read") -> EntityMeta:
     meta = registry().meta(entity_key(pack, entity))  # 404 for a switched-off pack
     principal().require(meta.entity.key, action)
     return meta
+
+
+def form_for(meta: EntityMeta, action: str = "read") -> FormLayout:
+    """Return the entity's form as the signed-in user may see and fill it for `action`."""
+    who = principal()
+    key = meta.entity.key
+    locked = who.read_only_fields(key, action) if action in ("create", "update") else frozenset()
+    return visible_form_layout(form_layout(meta.entity), who.hidden_fields(key), locked)
+
+
+def list_for(meta: EntityMeta) -> ListLayout:
+    """Return the entity's list layout without the fields hidden from the signed-in user."""
+    return visible_list_layout(list_layout(meta.entity), principal().hidden_fields(meta.entity.key))
 
 
 def service() -> RecordService:
@@ -117,9 +138,10 @@ def navigation() -> list[NavGroup]:
             NavItem(entity.label(locale) or entity.name, url, entity.key)
         )
     for provider in current_app.extensions.get("formwork.nav_providers", []):
-        for pack, label, url in provider(who, locale):
+        for pack, label, url, *key in provider(who, locale):
+            # A provider may add a menu key ("<pack>:report:<name>") to be placed by menu.json.
             if pack not in packs.disabled:
-                groups.setdefault(pack, []).append(NavItem(label, url, url))
+                groups.setdefault(pack, []).append(NavItem(label, url, key[0] if key else url))
     out = []
     for pack, items in groups.items():
         menu = packs.menus.get(pack, {})
@@ -137,11 +159,18 @@ def _menu_order(
     by_key = {item.key: item for item in items}
     ordered: list[NavItem] = []
     for entry in menu.get("items", ()):
-        found = by_key.pop(f"{pack}.{entry.get('entity')}", None)
+        found = by_key.pop(_entry_key(pack, entry), None)
         if found is not None:
             label = entry.get("label")
             ordered.append(NavItem(_pack_label(label, found.label, locale), found.url, found.key))
     return (*ordered, *by_key.values())
+
+
+def _entry_key(pack: str, entry: Mapping[str, Any]) -> str:
+    for kind in ("report", "dashboard"):
+        if kind in entry:
+            return f"{pack}:{kind}:{entry[kind]}"
+    return f"{pack}.{entry.get('entity')}"
 
 
 def _pack_label(title: Any, fallback: str, locale: str) -> str:

@@ -22,7 +22,7 @@ from formwork.db import get_session
 from formwork.runtime.query import Query
 from formwork.runtime.registry import EntityMeta
 from formwork.runtime.writing import dump_record, from_row
-from formwork.web.context import lookups_for
+from formwork.web.context import lookups_for, principal
 from formwork.web.i18n import current_locale
 from formwork.web.layouts import ListLayout
 from formwork.web.widgets import widget
@@ -40,9 +40,13 @@ def export_rows(
 ) -> Iterator[list[Any]]:
     """Yield the header, then one list of cell values per record (at most EXPORT_LIMIT)."""
     locale = current_locale()
-    fields = [f for f in meta.entity.fields if f.kind.stored and not f.hidden]
-    query = Query(registry(), meta)
-    where = query.conditions(params) + list(extra)
+    who = principal()
+    shut = who.hidden_fields(meta.entity.key)
+    fields = [
+        f for f in meta.entity.fields if f.kind.stored and not f.hidden and f.name not in shut
+    ]
+    query = Query(registry(), meta, who)
+    where = query.conditions(params) + list(extra) + query.restrict("export")
     order = query.order_by((params.get("sort") or [""])[0])
     query.raise_errors()
     statement = (

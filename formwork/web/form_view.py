@@ -13,7 +13,7 @@ from formwork.runtime.registry import EntityMeta
 from formwork.web.filters import active_users
 from formwork.web.forms import FormState
 from formwork.web.i18n import current_locale
-from formwork.web.layouts import FormField
+from formwork.web.layouts import FormField, read_only_copy
 from formwork.web.widgets import Lookups, ReadOnlyWidget, SelectWidget, widget
 
 
@@ -56,7 +56,13 @@ def field_view(
     macro = found.macro
     if placed is not None and placed.widget == "textarea" and macro == "text":
         macro = "textarea"
-    if isinstance(found, SelectWidget):
+    if fd.read_only and not isinstance(found, ReadOnlyWidget) and not fd.kind.holds_rows:
+        # Read-only for this user's role: shown as its value, never posted.
+        macro = "read_only"
+        options["display"] = found.display(fd, computed, lookups)
+        options["raw"] = computed
+        options["numeric"] = found.filter == "number_range"
+    elif isinstance(found, SelectWidget):
         options["options"] = found.options(fd, locale)
     elif macro == "user":
         options["options"] = active_users()
@@ -124,7 +130,12 @@ class GridView:
 def grid_view(meta: EntityMeta, fd: FieldDef, state: FormState, lookups: Lookups) -> GridView:
     """Return the grid of a children field with its rows as typed or stored."""
     child = dict(meta.children)[fd.name]
-    columns = [f for f in child.entity.fields if not f.hidden]
+    hidden, locked = _line_rules(meta, fd.name)
+    columns = [
+        read_only_copy(f) if f.name in locked else f
+        for f in child.entity.fields
+        if not f.hidden and f.name not in hidden
+    ]
     rows = []
     for position, row in enumerate(state.rows.get(fd.name, [])):
         rows.append(_row_view(meta, fd.name, child, columns, row, position, state, lookups))
@@ -148,6 +159,21 @@ def grid_view(meta: EntityMeta, fd: FieldDef, state: FormState, lookups: Lookups
 def _sums(fd: FieldDef) -> bool:
     found = widget(fd)
     return isinstance(found, ReadOnlyWidget) and found.inner(fd).filter == "number_range"
+
+
+def _line_rules(meta: EntityMeta, grid: str) -> tuple[set[str], set[str]]:
+    """Return the line fields of `grid` the signed-in user may not see / may not set."""
+    from formwork.web.context import principal
+
+    who, key, prefix = principal(), meta.entity.key, f"{grid}."
+    hidden = {n.removeprefix(prefix) for n in who.hidden_fields(key) if n.startswith(prefix)}
+    locked = {
+        n.removeprefix(prefix)
+        for action in ("create", "update")
+        for n in who.read_only_fields(key, action)
+        if n.startswith(prefix)
+    }
+    return hidden, locked
 
 
 def _row_view(

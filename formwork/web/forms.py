@@ -76,8 +76,8 @@ def _row_state(child: EntityMeta, row: Mapping[str, Any], key: str) -> dict[str,
     out: dict[str, Any] = {"_key": key, "id": row.get("id") or ""}
     for fd in child.entity.fields:
         out[fd.name] = widget(fd).form_value(fd, row.get(fd.name))
-        if fd.read_only:
-            out[f"_computed_{fd.name}"] = row.get(fd.name)
+        # Kept for every field: a column the user's role may not set is shown as its value.
+        out[f"_computed_{fd.name}"] = row.get(fd.name)
     return out
 
 

@@ -7,7 +7,7 @@ import json
 import logging
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -297,3 +297,46 @@ def list_layout(entity: EntityDef) -> ListLayout:
 def _log_problems(entity: EntityDef, kind: str, problems: list[FieldError]) -> None:
     details = "; ".join(f"{p.pointer or '/'}: {p.message('en')}" for p in problems)
     log.error("%s layout of %s ignored: %s", kind, entity.key, details)
+
+
+# -- what one principal sees ----------------------------------------------------------------
+def visible_form_layout(
+    layout: FormLayout, hidden: frozenset[str], locked: frozenset[str] = frozenset()
+) -> FormLayout:
+    """Return the form without the `hidden` fields and with the `locked` ones read-only
+    (a role's field rules: the bank card a crew leader may not see, a rate he may not set)."""
+    if not hidden and not locked:
+        return layout
+    tabs = []
+    for tab in layout.tabs:
+        sections = []
+        for section in tab.sections:
+            fields = tuple(
+                replace(f, field=read_only_copy(f.field)) if f.field.name in locked else f
+                for f in section.fields
+                if f.field.name not in hidden
+            )
+            if fields:
+                sections.append(replace(section, fields=fields))
+        if sections:
+            tabs.append(replace(tab, sections=tuple(sections)))
+    return FormLayout(tuple(tabs))
+
+
+def visible_list_layout(layout: ListLayout, hidden: frozenset[str]) -> ListLayout:
+    """Return the list layout without the `hidden` fields (columns, filters, search)."""
+    if not hidden:
+        return layout
+    return replace(
+        layout,
+        columns=tuple(f for f in layout.columns if f.name not in hidden),
+        filters={k: v for k, v in layout.filters.items() if k.split("__")[0] not in hidden},
+        filter_fields=tuple(f for f in layout.filter_fields if f.name not in hidden),
+        search=tuple(n for n in layout.search if n not in hidden),
+        sort=layout.sort if layout.sort.lstrip("-") not in hidden else "-id",
+    )
+
+
+def read_only_copy(fd: FieldDef) -> FieldDef:
+    """Return the field as one the form shows but does not post."""
+    return replace(fd, schema={**fd.schema, "readOnly": True})

@@ -17,11 +17,18 @@ from formwork.runtime.errors import BadQuery, Conflict, NotFound
 from formwork.runtime.query import list_records
 from formwork.runtime.registry import EntityMeta
 from formwork.web import bp
-from formwork.web.context import begin_transaction, entity_meta, lookups_for, principal, service
+from formwork.web.context import (
+    begin_transaction,
+    entity_meta,
+    list_for,
+    lookups_for,
+    principal,
+    service,
+)
 from formwork.web.exports import export_response
 from formwork.web.filters import FilterBar, filter_params, quick_search
 from formwork.web.i18n import current_locale
-from formwork.web.layouts import ListLayout, list_layout
+from formwork.web.layouts import ListLayout
 from formwork.web.widgets import filter_for, widget
 
 UI_PARAMS = frozenset({"f", "lookup_q"})
@@ -44,17 +51,23 @@ class Column:
 def list_view(pack: str, entity: str) -> Any:
     """Show one page of records with the filter bar, sort headers and pages."""
     meta = entity_meta(pack, entity)
-    layout = list_layout(meta.entity)
+    layout = list_for(meta)
     params = effective_params(layout)
     error = None
+    who = principal()
     try:
         page = list_records(
-            get_session(), registry(), meta, filter_params(params), _extra(meta, layout, params)
+            get_session(),
+            registry(),
+            meta,
+            filter_params(params),
+            _extra(meta, layout, params),
+            principal=who,
         )
     except BadQuery as exc:
         error = "; ".join(e.message(current_locale()) for e in exc.errors)
         params = {"per_page": [str(layout.per_page)]}
-        page = list_records(get_session(), registry(), meta, params)
+        page = list_records(get_session(), registry(), meta, params, principal=who)
     context = _list_context(meta, layout, params, page)
     template = "web/_list_results.html" if _wants_partial() else "web/list.html"
     return render_template(template, error=error, **context)
@@ -194,10 +207,10 @@ def _delete_reason(exc: Exception) -> str:
 @login_required
 def export_view(pack: str, entity: str, fmt: str) -> Response:
     """Download every record of the current filter as .xlsx or .csv."""
-    meta = entity_meta(pack, entity)
+    meta = entity_meta(pack, entity, "export")
     if fmt not in ("xlsx", "csv"):
         raise NotFound(f"no export format {fmt}")
-    layout = list_layout(meta.entity)
+    layout = list_for(meta)
     params = effective_params(layout)
     conditions = filter_params(params)
     return export_response(meta, layout, conditions, _extra(meta, layout, params), fmt)

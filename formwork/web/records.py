@@ -12,14 +12,23 @@ from flask_babel import gettext as _
 from flask_login import login_required
 
 from formwork.api.context import registry
+from formwork.api.files import upload_problem
 from formwork.db import get_session
 from formwork.runtime.audit import history
 from formwork.runtime.errors import Conflict, FieldError, NotFound, ValidationFailed
-from formwork.runtime.files import FileStore, FileTooLarge
+from formwork.runtime.files import FileStore, FileTooLarge, FileTypeRefused
 from formwork.runtime.registry import EntityMeta
 from formwork.runtime.save_context import SaveContext
+from formwork.runtime.security import row_condition
 from formwork.web import bp
-from formwork.web.context import begin_transaction, entity_meta, lookups_for, principal, service
+from formwork.web.context import (
+    begin_transaction,
+    entity_meta,
+    form_for,
+    lookups_for,
+    principal,
+    service,
+)
 from formwork.web.filters import quick_search
 from formwork.web.form_view import section_views
 from formwork.web.forms import (
@@ -32,7 +41,8 @@ from formwork.web.forms import (
     without,
 )
 from formwork.web.i18n import current_locale
-from formwork.web.layouts import FormLayout, form_layout
+from formwork.web.layouts import FormLayout
+from formwork.web.tasks import approval_of
 from formwork.web.widgets import widget
 
 LOOKUP_LIMIT = 10
@@ -43,7 +53,7 @@ LOOKUP_LIMIT = 10
 def new(pack: str, entity: str) -> Any:
     """Show the empty form, or create the record from the posted form."""
     meta = entity_meta(pack, entity, "create")
-    layout = form_layout(meta.entity)
+    layout = form_for(meta, "create")
     if request.method == "POST":
         return _save(meta, layout, None)
     return _render_form(meta, layout, state_from_record(meta, layout, {}), None)
@@ -54,7 +64,7 @@ def new(pack: str, entity: str) -> Any:
 def edit(pack: str, entity: str, record_id: int) -> Any:
     """Show the record in its form, or save the posted changes (optimistic lock)."""
     meta = entity_meta(pack, entity, "update")
-    layout = form_layout(meta.entity)
+    layout = form_for(meta, "update")
     record = service().get(meta.entity.key, record_id)
     if request.method == "POST":
         return _save(meta, layout, record)
@@ -175,7 +185,7 @@ def _attach_files(
         )
         kept = [k for k in kept if k in _current_ids((record or {}).get(fd.name))]
         uploads = [u for u in request.files.getlist(fd.name) if u and u.filename]
-        limit = min(int(fd.opt("max_size") or 10**12), current_app.config["MAX_UPLOAD_SIZE"])
+        limit = min(int(fd.opt("max_size") or 10**12), current_app.config["UPLOAD_MAX_BYTES"])
         new_ids = []
         for upload in uploads[: 1 if not multiple else None]:
             try:
@@ -186,13 +196,11 @@ def _attach_files(
                     upload.mimetype,
                     limit,
                     principal().user_id,
+                    current_app.config["UPLOAD_ALLOWED_TYPES"],
                 )
-            except FileTooLarge:
-                problems.append(
-                    FieldError(
-                        f"/{fd.name}", "file_too_large", {"name": upload.filename, "limit": limit}
-                    )
-                )
+            except (FileTooLarge, FileTypeRefused) as exc:
+                name = upload.filename or "file"
+                problems.append(upload_problem(f"/{fd.name}", name, exc, limit))
                 continue
             saved.append(row.id)
             new_ids.append(row.id)
@@ -216,19 +224,19 @@ def detail(pack: str, entity: str, record_id: int) -> Any:
     """Show a record, its line items and its audit history (who, when, old → new)."""
     meta = entity_meta(pack, entity)
     record = service().get(meta.entity.key, record_id)
-    entries = history(get_session(), meta.entity.key, record_id)
+    who = principal()
+    entries = history(get_session(), meta.entity.key, record_id, who.hidden_fields(meta.entity.key))
     changed = [
         {name: pair[i] for name, pair in e["changes"].items() if isinstance(pair, list)}
         for e in entries
         for i in (0, 1)
     ]
     lookups = lookups_for(meta, [record, *changed])
-    who = principal()
     return render_template(
         "web/detail.html",
         meta=meta,
         entity=meta.entity,
-        layout=form_layout(meta.entity),
+        layout=form_for(meta),
         record=record,
         lookups=lookups,
         history=entries,
@@ -237,6 +245,8 @@ def detail(pack: str, entity: str, record_id: int) -> Any:
         label=meta.entity.label(current_locale()),
         can_update=who.can(meta.entity.key, "update"),
         can_delete=who.can(meta.entity.key, "delete"),
+        approval=approval_of(meta.entity.key, record_id, who),
+        line_hidden=who.hidden_fields(meta.entity.key),
     )
 
 
@@ -263,7 +273,7 @@ def delete(pack: str, entity: str, record_id: int) -> Any:
 def compute(pack: str, entity: str) -> Any:
     """Return the computed values for the form as typed so far (htmx out-of-band swaps)."""
     meta = entity_meta(pack, entity)
-    layout = form_layout(meta.entity)
+    layout = form_for(meta, "update" if request.form.get("version") else "create")
     payload, state, _problems = parse_form(meta, layout, request.form)
     _fill_computed(meta, payload, state)
     lookups = lookups_for(meta, [])
@@ -289,10 +299,12 @@ def lookup(pack: str, entity: str, field: str) -> Any:
     if fd is None or widget(fd).macro != "reference":
         raise NotFound(f"no reference field {field}")
     target_key = fd.kind.target(fd, owner.entity)  # type: ignore[attr-defined]
-    principal().require(target_key, "read")
+    who = principal()
+    who.require(target_key, "read")
     target = registry().meta(target_key)
     text = (request.args.get("q") or request.args.get("lookup_q") or "").strip()[:100]
-    names = target.entity.search_fields or (
+    shut = who.hidden_fields(target_key)
+    names = tuple(n for n in target.entity.search_fields if n not in shut) or (
         (target.entity.title_field,) if target.entity.title_field else ()
     )
     table = target.table
@@ -304,6 +316,9 @@ def lookup(pack: str, entity: str, field: str) -> Any:
         condition = id_match if condition is None else sa.or_(condition, id_match)
     if condition is not None:
         statement = statement.where(condition)
+    allowed = row_condition(registry(), who, target, "read")
+    if allowed is not None:
+        statement = statement.where(allowed)  # only records the user may read are offered
     rows = get_session().execute(statement).all()
     options = [(int(r[0]), "" if r[1] is None else str(r[1])) for r in rows]
     return render_template("web/_lookup.html", options=options, q=text)

@@ -321,3 +321,49 @@ def _status_labels() -> dict[str, str]:
         "running": _("Running"), "completed": _("Approved"), "rejected": _("Rejected"),
         "withdrawn": _("Withdrawn"), "error": _("Error"),
     }  # fmt: skip
+
+
+def approval_of(entity: str, record_id: int, who: Principal) -> dict[str, Any] | None:
+    """Return what the detail page shows about a record's approval: its latest process
+    instance and whether the user may submit it now (None when no process is bound)."""
+    from formwork.runtime.workflow.models import ProcessInstance
+    from formwork.runtime.workflow.service import bound_definition
+
+    session = get_session()
+    option = registry().entity(entity).options.get("workflow") or {}
+    if not option.get("process"):
+        try:
+            bound_definition(session, entity)
+        except RuntimeFailure:
+            return None
+    latest = session.scalars(
+        sa.select(ProcessInstance)
+        .where(ProcessInstance.entity == entity, ProcessInstance.record_id == record_id)
+        .order_by(ProcessInstance.id.desc())
+        .limit(1)
+    ).first()
+    running = latest is not None and latest.status in ("running", "error")
+    return {
+        "instance": latest,
+        "can_submit": not running and who.can(entity, "submit"),
+    }
+
+
+@bp.post("/app/<pack>/<entity>/<int:record_id>/submit")
+@login_required
+def submit_record(pack: str, entity: str, record_id: int) -> Any:
+    """Submit a record for approval (start its bound process) and show the process."""
+    from formwork.web.context import entity_meta
+
+    meta = entity_meta(pack, entity, "submit")
+    service = _service()
+    back = url_for("web.detail", pack=pack, entity=entity, record_id=record_id)
+    try:
+        instance = service.submit(meta.entity.key, record_id)
+    except RuntimeFailure as exc:
+        service.session.rollback()
+        flash(_("Not submitted: %(detail)s", detail=str(exc)), "danger")
+        return redirect(back)
+    service.session.commit()
+    flash(_("Submitted for approval."), "success")
+    return redirect(url_for("web.process_page", instance_id=instance.id))

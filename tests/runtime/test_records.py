@@ -68,7 +68,13 @@ def test_money_sums_are_exact_over_many_rows(sample, session):
     from formwork.runtime.aggregate import aggregate
 
     registry = load_registry(session)
-    rows = aggregate(session, registry, registry.meta("sample.day_sheet"), {"sum": ["total"]})
+    rows = aggregate(
+        session,
+        registry,
+        registry.meta("sample.day_sheet"),
+        {"sum": ["total"]},
+        principal=system_principal(),
+    )
     assert Decimal(rows[0]["sum_total"]) == Decimal("1.50")
 
 

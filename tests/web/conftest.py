@@ -102,6 +102,7 @@ def sign_in(app: Flask, username: str, headers: dict[str, str] | None = None) ->
     browser.get("/login", headers=headers or {})
     response = browser.post("/login", {"username": username, "password": PASSWORD})
     assert response.status_code == 302, response.get_data(as_text=True)[:500]
+    browser.get(response.headers["Location"])  # sign-in starts a new session: new CSRF token
     return browser
 
 

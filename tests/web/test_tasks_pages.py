@@ -150,3 +150,21 @@ def test_process_page_is_hidden_from_people_with_no_part_in_it(web, session, ccb
     instance_id = submitted(session, ccb, wf_for)
     assert person(web, "fin").get(f"/app/processes/{instance_id}").status_code == 404
     assert session.get(ProcessInstance, instance_id).status == "running"
+
+
+def test_a_record_is_submitted_from_its_page_by_a_user_who_may_submit(web, session, ccb):
+    record_id = new_request(session, ccb)
+    detail = f"/app/ccb/change_request/{record_id}"
+    clerk = person(web, "submitter")
+    page = clerk.html(detail)
+    assert 'id="submit-approval"' in page and 'data-testid="approval-status"' not in page
+    assert 'id="submit-approval"' not in person(web, "site").html(detail)  # no submit grant
+    response = clerk.post(f"{detail}/submit")
+    assert response.status_code == 302 and "/app/processes/" in response.headers["Location"]
+    page = clerk.html(detail)
+    assert 'data-testid="approval-status"' in page and 'id="submit-approval"' not in page
+    again = clerk.post(f"{detail}/submit")  # already in approval: refused, said on the page
+    assert again.status_code == 302 and again.headers["Location"].endswith(detail)
+    assert session.scalar(sa.select(sa.func.count()).select_from(ProcessInstance)) == 1
+    refused = person(web, "site").post(f"{detail}/submit")
+    assert refused.status_code == 403

@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 from flask import Flask
 
+from formwork.auth.scopes import SCOPES
 from formwork.auth.users import create_token, create_user, grant
 from formwork.runtime.registry import load_registry
 from formwork.runtime.schema import apply_definitions
@@ -42,9 +43,11 @@ def ccb(app: Flask, session: Any) -> dict[str, Any]:
     people: dict[str, Any] = {}
     for name, roles in ROLES.items():
         user = create_user(session, name, PASSWORD, roles)
-        people[name] = {"id": user.id, "token": create_token(session, user, "t"), "user": user}
+        token = create_token(session, user, "t", scopes=SCOPES)
+        people[name] = {"id": user.id, "token": token, "user": user}
     for role in ("clerk", "site_engineer", "cost_engineer", "project_manager", "finance"):
         grant(session, role, "ccb.change_request", ["read", "create", "update"])
+    grant(session, "clerk", "ccb.change_request", ["submit"])  # the requester submits
     binding = {"entity": "ccb.change_request", "state_field": "approval_state"}
     deploy(
         session, source("ccb_change.bpmn"), [source("routing.dmn")],

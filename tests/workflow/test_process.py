@@ -178,7 +178,7 @@ def test_entity_level_workflow_option_binds_a_process_and_maps_lanes(session, cc
     sheet["properties"]["state"]["x-formwork"]["options"] = options
     apply_definitions(session, "ccb", {"check_sheet.json": sheet}, remove_missing=False)
     deploy(session, source("loop.bpmn"), principal=admin())
-    grant(session, "clerk", "ccb.check_sheet", ["read", "update"])
+    grant(session, "clerk", "ccb.check_sheet", ["read", "update", "submit"])
     session.commit()
     records = RecordService(session, load_registry(session), admin())
     record_id = records.create("ccb.check_sheet", {"title": "Scaffold check"})["id"]

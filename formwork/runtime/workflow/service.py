@@ -18,10 +18,17 @@ from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.attributes import set_committed_value
 
-from formwork.runtime.errors import Conflict, FieldError, NotFound, RuntimeFailure, ValidationFailed
+from formwork.runtime.errors import (
+    Conflict,
+    FieldError,
+    NotFound,
+    PermissionDenied,
+    RuntimeFailure,
+    ValidationFailed,
+)
 from formwork.runtime.events import EventBus
 from formwork.runtime.registry import Registry
-from formwork.runtime.security import Principal
+from formwork.runtime.security import Principal, row_condition
 from formwork.runtime.workflow.binding import (
     Service,
     default_services,
@@ -153,9 +160,25 @@ class WorkflowService:
         )
         if running is not None:
             raise Conflict(f"{entity} {record_id} is already in approval (instance {running})")
-        self.principal.require(entity, "update")  # submitting changes the record's state
+        self._require_submit(entity, record_id)
         title = self._title(entity, record_id, self._binding(definition, entity))
         return self.start(definition.key, None, entity=entity, record_id=record_id, title=title)
+
+    def _require_submit(self, entity: str, record_id: int) -> None:
+        # Submitting is its own action, on the records the principal's rows reach.
+        assert self.registry is not None
+        self.principal.require(entity, "submit")
+        meta = self.registry.meta(entity)
+        condition = row_condition(self.registry, self.principal, meta, "submit")
+        if condition is None:
+            return
+        found = self.session.scalar(
+            sa.select(meta.table.c.id).where(meta.table.c.id == record_id, condition)
+        )
+        if found is None:
+            raise PermissionDenied(
+                f"'{self.principal.username}' may not submit {entity} {record_id}"
+            )
 
     def _title(self, entity: str, record_id: int, binding: Mapping[str, Any]) -> str:
         assert self.registry is not None

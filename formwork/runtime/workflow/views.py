@@ -17,6 +17,7 @@ from formwork.runtime.errors import (
     PermissionDenied,
 )
 from formwork.runtime.records import RecordService
+from formwork.runtime.security import redact
 from formwork.runtime.workflow.binding import to_json
 from formwork.runtime.workflow.models import (
     HistoryEntry,
@@ -45,10 +46,11 @@ def task_detail(service: WorkflowService, row: TaskRow, records: RecordService) 
         if task is not None:
             form = _merged_form(form_schema(task))
             data = to_json(dict(task.data))
+    hidden = service.principal.hidden_fields(instance.entity) if instance.entity else frozenset()
     out["form"] = form
-    out["data"] = data
+    out["data"] = redact(data, hidden)  # the process data holds the record's values too
     out["actions"] = _actions(service, row, instance)
-    out["record"] = _record(records, instance)
+    out["record"] = _record(records, instance, may_act(service.principal, row))
     out["history"] = history(service.session, instance.id)
     return out
 
@@ -68,11 +70,15 @@ def _actions(service: WorkflowService, row: TaskRow, instance: ProcessInstance) 
     return found
 
 
-def _record(records: RecordService, instance: ProcessInstance) -> dict[str, Any] | None:
+def _record(
+    records: RecordService, instance: ProcessInstance, acting: bool
+) -> dict[str, Any] | None:
     if instance.entity is None or instance.record_id is None:
         return None
     try:
-        return records.get(instance.entity, instance.record_id)
+        # The approver of a step sees the record they decide on even outside their row
+        # rules (the process put it in front of them); their field rules still apply.
+        return records.get(instance.entity, instance.record_id, for_task=acting)
     except (NotFound, PermissionDenied):
         return None
 
