@@ -25,7 +25,11 @@ RECENT = 10
 @login_required
 def home() -> Any:
     """Show the user's recently touched records and the number of open tasks."""
-    return render_template("web/home.html", recent=recent_records(), open_tasks=open_tasks())
+    from formwork.web.reports import home_dashboards
+
+    return render_template(
+        "web/home.html", recent=recent_records(), open_tasks=open_tasks(), **home_dashboards()
+    )
 
 
 def recent_records() -> list[dict[str, Any]]:
