@@ -293,6 +293,15 @@ def concat(*values: Any) -> str:
     return "".join(parts)
 
 
+def join(values: Iterable[Any] | None, separator: Any = ",") -> str:
+    """Join a list's values as text with a separator; null values are skipped (null list: "")."""
+    parts = [str_(value) for value in values or () if value is not None]
+    text = _text(separator).join(parts)
+    if len(text) > MAX_LENGTH:
+        raise ValueError(f"the result would be longer than {MAX_LENGTH:,} characters")
+    return text
+
+
 # --- dates -------------------------------------------------------------------------------------
 
 
@@ -427,11 +436,28 @@ def duration_hours(text: Any) -> Decimal:
     return seconds / 3_600
 
 
+# --- database look-ups ---------------------------------------------------------------------------
+# These two are answered by the save (see SaveContext.lookups): an entity rule or a computed field
+# may add up or count other records, e.g. the commitments already booked against a budget line.
+# Anywhere else (reports, BPMN scripts) there is no database at hand, so they refuse to run.
+
+
+def sum_of(entity: Any, field: Any, filters: Any = None) -> Decimal:
+    """Add up `field` over the records of `entity` matching `filters` (entity rules and
+    computed fields only), e.g. sum_of("cost_center.commitment", "amount", {"project": project})."""
+    raise ValueError("sum_of reads the database: use it in an entity rule or a computed field")
+
+
+def count_of(entity: Any, filters: Any = None) -> int:
+    """Count the records of `entity` matching `filters` (entity rules and computed fields only)."""
+    raise ValueError("count_of reads the database: use it in an entity rule or a computed field")
+
+
 _LIBRARY = (
-    abs_, add_days, add_months, bool_, coalesce, concat, contains, count, date_, day, days_between,
-    decimal_, duration_hours, endswith, format_date, hours_between, int_, len_, lower, max_, min_,
-    month, now, parse_date, parse_datetime, round_, startswith, str_, sum_, sumof, today, upper,
-    weekday, year,
+    abs_, add_days, add_months, bool_, coalesce, concat, contains, count, count_of, date_, day,
+    days_between, decimal_, duration_hours, endswith, format_date, hours_between, int_, join,
+    len_, lower, max_, min_, month, now, parse_date, parse_datetime, round_, startswith, str_,
+    sum_, sum_of, sumof, today, upper, weekday, year,
 )  # fmt: skip
 FUNCTIONS: Mapping[str, Callable[..., Any]] = MappingProxyType(
     {func.__name__.rstrip("_"): func for func in _LIBRARY} | {"Decimal": decimal_}

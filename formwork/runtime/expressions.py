@@ -535,12 +535,26 @@ def check(expression: str) -> None:
 
 
 def evaluate(
-    expression: str, names: Mapping[str, Any] | None = None, *, now: datetime | None = None
+    expression: str,
+    names: Mapping[str, Any] | None = None,
+    *,
+    now: datetime | None = None,
+    lookups: Mapping[str, Callable[..., Any]] | None = None,
 ) -> Any:
-    """Evaluate one expression with the given names; `now` fixes what now() and today() return."""
+    """Evaluate one expression with the given names; `now` fixes what now() and today() return.
+
+    `lookups` answers the library's database functions (sum_of, count_of) during a save;
+    it may only replace functions the library already declares.
+    """
     try:
         node = _parse(expression)
-        evaluator = _Evaluator(_freeze_names(names), library(now))
+        functions = library(now)
+        if lookups:
+            unknown = set(lookups) - set(FUNCTIONS)
+            if unknown:
+                raise ValueError(f"not library functions: {sorted(unknown)}")
+            functions = {**functions, **lookups}
+        evaluator = _Evaluator(_freeze_names(names), functions)
         return _run(evaluator, node, expression)
     except ExpressionError as error:
         raise _located(error, expression) from None

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
+from decimal import Decimal
 from typing import Any
 
 import sqlalchemy as sa
@@ -25,6 +26,8 @@ class SaveContext:
         self.registry = registry
         self.entity = entity
         self.now = now
+        # The id of the record (or line item) being computed, None while inserting.
+        self.record_id: int | None = None
 
     @property
     def users_table(self) -> sa.Table:
@@ -79,12 +82,73 @@ class SaveContext:
         return int(value)  # type: ignore[arg-type]
 
     def field_text(self, name: str, record: dict[str, Any]) -> str:
-        """Return a field of the record as text (a reference gives its target's title)."""
+        """Return a field of the record as text (a reference gives its target's title).
+
+        `reference.field` reads one field of the referenced record (e.g. `project.code`).
+        """
+        if "." in name:
+            return self._referenced_text(name, record)
         field_def = self.entity.get_field(name)
         value = record.get(name)
         if field_def is None:
             return "" if value is None else str(value)
         return field_def.kind.as_text(field_def, value, self)
+
+    def _referenced_text(self, path: str, record: dict[str, Any]) -> str:
+        head, _, tail = path.partition(".")
+        field_def = self.entity.get_field(head)
+        target = field_def.kind.join_target(field_def, self.entity) if field_def else None
+        value = record.get(head)
+        if target is None or value is None:
+            return ""
+        table = self.table_of(target)
+        found = (
+            self.session.connection()
+            .execute(sa.select(table.c[tail]).where(table.c.id == value))
+            .scalar()
+        )
+        return "" if found is None else str(found)
+
+    def lookups(self) -> Mapping[str, Callable[..., Any]]:
+        """Return the expression library's database functions, answered in this transaction.
+
+        They read every record (no row rules): a rule such as "commitments may not exceed
+        the budget" must see the whole budget, whoever saves.
+        """
+        return {"sum_of": self._sum_of, "count_of": self._count_of}
+
+    def _sum_of(self, entity: Any, field: Any, filters: Any = None) -> Decimal:
+        if not isinstance(field, str):
+            raise TypeError("sum_of: the field must be a name (text)")
+        rows = self._aggregate(entity, {"sum": [field]}, filters, "sum_of")
+        value = rows[0].get(f"sum_{field}") if rows else None
+        return Decimal(str(value)) if value is not None else Decimal(0)
+
+    def _count_of(self, entity: Any, filters: Any = None) -> int:
+        rows = self._aggregate(entity, {}, filters, "count_of")
+        return int(rows[0]["count"]) if rows else 0
+
+    def _aggregate(
+        self, entity: Any, params: dict[str, list[str]], filters: Any, function: str
+    ) -> list[dict[str, Any]]:
+        from formwork.runtime.aggregate import aggregate
+        from formwork.runtime.errors import BadQuery
+        from formwork.runtime.security import system_principal
+
+        if not isinstance(entity, str) or entity not in self.registry.entities:
+            raise ValueError(f"{function}: unknown entity {entity!r}")
+        if filters is not None and not isinstance(filters, Mapping):
+            raise TypeError(f"{function}: filters must be a record of field__op: value")
+        for name, value in (filters or {}).items():
+            key, text = _filter_param(str(name), value)
+            params[key] = [text]
+        meta = self.registry.meta(entity)
+        system = system_principal()
+        try:
+            return aggregate(self.session, self.registry, meta, params, principal=system)
+        except BadQuery as exc:
+            detail = "; ".join(f"{e.pointer}: {e.code} {e.params}" for e in exc.errors)
+            raise ValueError(f"{function} on {entity}: {detail}") from None
 
     def title_of(self, entity_key: str, record_id: Any) -> str:
         """Return the title of a record (its id when the entity has no title field)."""
@@ -97,3 +161,24 @@ class SaveContext:
             .scalar()
         )
         return str(found if found is not None else record_id)
+
+
+def _filter_param(name: str, value: Any) -> tuple[str, str]:
+    """Return a filter as a query parameter; equal to null means `isnull`."""
+    path, _, op = name.rpartition("__") if "__" in name else (name, "", "eq")
+    if value is None and op in ("eq", "ne"):
+        return f"{path}__isnull", "true" if op == "eq" else "false"
+    return name, _filter_text(value)
+
+
+def _filter_text(value: Any) -> str:
+    """Return a filter value as the query-string text the query layer parses."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, list | tuple):
+        return ",".join(_filter_text(v) for v in value)
+    if isinstance(value, dt.date | dt.datetime):
+        return value.isoformat()
+    if value is None:
+        raise ValueError("a filter value cannot be null; use field__isnull: true")
+    return str(value)

@@ -4,7 +4,7 @@ write rows and line items, and turn Python values into JSON."""
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import sqlalchemy as sa
@@ -20,16 +20,31 @@ from formwork.runtime.validation import Converted
 SYSTEM_OUT = ("created_at", "created_by", "updated_at", "updated_by")
 
 
-def compute_fields(meta: EntityMeta, converted: Converted, ctx: SaveContext) -> dict[str, Any]:
+def compute_fields(
+    meta: EntityMeta,
+    converted: Converted,
+    ctx: SaveContext,
+    inherited: Mapping[str, Any] | None = None,
+) -> dict[str, Any]:
     """Return the record's values with computed fields (and line items) filled in.
 
-    Line items are computed first so that a parent's expression can sum them.
+    Line items are computed first so that a parent's expression can sum them; a line
+    item's `from_parent` fields take the parent's value (so reports filter lines in SQL).
     """
     record: dict[str, Any] = {f.name: None for f in meta.entity.stored_fields()}
     record.update(converted.values)
+    record.update(inherited or {})
     for name, child in meta.children:
         rows = converted.children.get(name, [])
-        record[name] = [{**compute_fields(child, row, ctx), "id": row.row_id} for row in rows]
+        copied = {
+            f.name: record.get(f.opt("from_parent"))
+            for f in child.entity.fields
+            if f.opt("from_parent")
+        }
+        record[name] = [
+            {**compute_fields(child, row, ctx, copied), "id": row.row_id} for row in rows
+        ]
+    ctx.record_id = converted.row_id  # computed fields may leave their own record out of sum_of
     for field_def in meta.entity.fields:
         kind = field_def.kind
         if kind.system_written and not kind.assigned_on_insert:
@@ -71,7 +86,7 @@ def check_record(
         errors += field_def.kind.check_stored(field_def, [(path, value)], ctx)
         if field_def.unique and not field_def.kind.system_written:
             errors += _unique_problem(session, meta, field_def.name, value, record_id, path)
-    errors += _rule_problems(meta, record, ctx, pointer)
+    errors += _rule_problems(meta, record, ctx, pointer, record_id)
     for name, child in meta.children:
         for i, row in enumerate(record.get(name, [])):
             errors += check_record(session, child, row, ctx, row.get("id"), f"{pointer}/{name}/{i}")
@@ -89,12 +104,17 @@ def _unique_problem(
 
 
 def _rule_problems(
-    meta: EntityMeta, record: Mapping[str, Any], ctx: SaveContext, pointer: str
+    meta: EntityMeta,
+    record: Mapping[str, Any],
+    ctx: SaveContext,
+    pointer: str,
+    record_id: int | None = None,
 ) -> list[FieldError]:
     errors = []
     for i, rule in enumerate(meta.entity.rules):
         try:
-            ok = evaluate(rule["expression"], record, now=ctx.now)
+            names = {**record, "id": record_id}  # sum_of/count_of rules leave the record out
+            ok = evaluate(rule["expression"], names, now=ctx.now, lookups=ctx.lookups())
         except ExpressionError as exc:
             errors.append(
                 FieldError(f"{pointer}/x-formwork/rules/{i}", "expression", {"detail": str(exc)})
@@ -113,10 +133,14 @@ def _rule_problems(
 
 
 def read_row(
-    session: Session, meta: EntityMeta, record_id: int, lock: bool = False
+    session: Session,
+    meta: EntityMeta,
+    record_id: int,
+    lock: bool = False,
+    where: Sequence[Any] = (),
 ) -> dict[str, Any]:
-    """Return one row as Python values, or raise NotFound."""
-    query = sa.select(meta.table).where(meta.table.c.id == record_id)
+    """Return one row as Python values, or raise NotFound (also when `where` excludes it)."""
+    query = sa.select(meta.table).where(meta.table.c.id == record_id, *where)
     if lock:
         query = query.with_for_update()
     row = session.connection().execute(query).mappings().first()

@@ -16,6 +16,7 @@ from flask_babel import gettext as _
 from flask_login import login_required
 
 from formwork.api.context import registry
+from formwork.auth.events import record_request_event
 from formwork.db import get_session
 from formwork.runtime.definitions import FieldDef
 from formwork.runtime.errors import FieldError, NotFound, ValidationFailed
@@ -24,8 +25,15 @@ from formwork.runtime.models import User
 from formwork.runtime.registry import EntityMeta
 from formwork.runtime.titles import find_by_title
 from formwork.web import bp
-from formwork.web.context import begin_transaction, entity_meta, service
+from formwork.web.context import begin_transaction, entity_meta, principal, service
 from formwork.web.i18n import current_locale
+from formwork.web.import_lines import (
+    group_rows,
+    line_fields,
+    line_label,
+    mapped_children,
+    names_of,
+)
 from formwork.web.spreadsheets import Sheet, SheetRefused, kind_of, read_sheet
 from formwork.web.widgets import Lookups, widget
 
@@ -49,15 +57,23 @@ def _folder() -> Path:
 
 
 def importable(meta: EntityMeta) -> list[FieldDef]:
-    """Return the fields an import may fill."""
-    return [f for f in meta.entity.fields if not f.read_only and widget(f).importable]
+    """Return the fields a column can be mapped to (writable by the signed-in user); the
+    fields of line items come as `lines.field` (one sheet row per line item)."""
+    locked = principal().read_only_fields(meta.entity.key, "create")
+    own = [
+        f
+        for f in meta.entity.fields
+        if not f.read_only and widget(f).importable and f.name not in locked
+    ]
+    return own + line_fields(meta, locked)
 
 
 @bp.route("/app/<pack>/<entity>/import", methods=["GET", "POST"])
 @login_required
 def import_upload(pack: str, entity: str) -> Any:
     """Show the upload form, or store the uploaded file and go to column mapping."""
-    meta = entity_meta(pack, entity, "create")
+    meta = entity_meta(pack, entity, "import")
+    principal().require(meta.entity.key, "create")
     if request.method == "GET":
         return _upload_page(meta)
     upload = request.files.get("file")
@@ -126,7 +142,7 @@ def _token_path(token: str) -> Path:
 def _auto_map(meta: EntityMeta, header: list[str]) -> dict[int, str]:
     names: dict[str, str] = {}
     for fd in importable(meta):
-        for text in (fd.name, fd.label("zh-CN"), fd.label("en")):
+        for text in names_of(fd):
             names.setdefault(text.strip().lower(), fd.name)
     mapping, used = {}, set()
     for index, title in enumerate(header):
@@ -151,10 +167,14 @@ def _posted_map(meta: EntityMeta, header: list[str]) -> dict[int, str]:
 def _mapping_problems(meta: EntityMeta, mapping: Mapping[int, str]) -> list[str]:
     chosen = [name for name in mapping.values() if name]
     problems = []
+    fields = {f.name: f for f in importable(meta)}
     for name in sorted({n for n in chosen if chosen.count(n) > 1}):
-        label = meta.entity.field_map[name].label(current_locale())
+        label = fields[name].label(current_locale())
         problems.append(_("Two columns are mapped to %(field)s.", field=label))
-    for fd in importable(meta):
+    lines = mapped_children(meta, mapping) is not None
+    for fd in fields.values():
+        if "." in fd.name and not lines:
+            continue  # no line item columns: the records are imported without lines
         if fd.required and fd.default is None and fd.name not in chosen:
             problems.append(
                 _(
@@ -169,7 +189,8 @@ def _mapping_problems(meta: EntityMeta, mapping: Mapping[int, str]) -> list[str]
 @login_required
 def import_map(pack: str, entity: str, token: str) -> Any:
     """Map columns to fields; preview (dry run) or commit every row, all or nothing."""
-    meta = entity_meta(pack, entity, "create")
+    meta = entity_meta(pack, entity, "import")
+    principal().require(meta.entity.key, "create")
     path = _token_path(token)
     try:
         sheet = _read(path)
@@ -206,14 +227,19 @@ def import_map(pack: str, entity: str, token: str) -> Any:
 def run_import(
     meta: EntityMeta, sheet: Sheet, mapping: Mapping[int, str], commit: bool
 ) -> ImportResult:
-    """Save every row in one transaction; keep it only when `commit` and no row failed."""
+    """Save every row (or every group of rows with line items) in one transaction; keep it
+    only when `commit` and no row failed."""
     records = service()
-    lookups = _import_lookups(meta, sheet, mapping)
+    fields = {f.name: f for f in importable(meta)}
+    lookups = _import_lookups(meta, fields, sheet, mapping)
     result = ImportResult(total=len(sheet.rows))
     locale = current_locale()
+    children = mapped_children(meta, mapping)
+    converted = [(n, *_payload(fields, mapping, cells, lookups)) for n, cells in sheet.rows]
     begin_transaction()
-    for number, cells in sheet.rows:
-        payload, problems = _payload(meta, mapping, cells, lookups)
+    if children is not None:
+        _save_groups(meta, records, group_rows(converted, children), children, result)
+    for number, payload, problems in converted if children is None else ():
         try:
             with records.session.begin_nested():
                 if problems:
@@ -223,6 +249,9 @@ def run_import(
         except ValidationFailed as exc:
             result.problems.append((number, [_describe(meta, e, locale) for e in exc.errors]))
     if commit and not result.problems:
+        record_request_event(
+            "data.imported", entity=meta.entity.key, records=result.saved, rows=result.total
+        )
         records.session.commit()
     else:
         records.session.rollback()
@@ -230,15 +259,35 @@ def run_import(
     return result
 
 
+def _save_groups(
+    meta: EntityMeta, records: Any, groups: list[Any], children: str, result: ImportResult
+) -> None:
+    """Save one record per group with its line items; report problems at their rows."""
+    locale = current_locale()
+    for group in groups:
+        found: list[tuple[int, FieldError]] = list(group.problems)
+        if not found:
+            try:
+                with records.session.begin_nested():
+                    records.create(meta.entity.key, group.payload(children))
+                result.saved += 1
+            except ValidationFailed as exc:
+                found = [(group.row_of(e, children), e) for e in exc.errors]
+        by_row: dict[int, list[str]] = {}
+        for row, error in found:
+            by_row.setdefault(row, []).append(_describe(meta, error, locale))
+        result.problems.extend(sorted(by_row.items()))
+
+
 def _payload(
-    meta: EntityMeta, mapping: Mapping[int, str], cells: list[Any], lookups: Lookups
+    fields: Mapping[str, FieldDef], mapping: Mapping[int, str], cells: list[Any], lookups: Lookups
 ) -> tuple[dict[str, Any], list[FieldError]]:
     payload: dict[str, Any] = {}
     problems: list[FieldError] = []
     for index, name in mapping.items():
         if not name:
             continue
-        fd = meta.entity.field_map[name]
+        fd = fields[name]
         cell = cells[index] if index < len(cells) else None
         value = widget(fd).from_cell(fd, cell, lookups)
         if isinstance(fd.kind, ReferenceType) and isinstance(value, str):
@@ -255,10 +304,12 @@ def _payload(
     return payload, problems
 
 
-def _import_lookups(meta: EntityMeta, sheet: Sheet, mapping: Mapping[int, str]) -> Lookups:
+def _import_lookups(
+    meta: EntityMeta, fields: Mapping[str, FieldDef], sheet: Sheet, mapping: Mapping[int, str]
+) -> Lookups:
     lookups = Lookups()
     for index, name in mapping.items():
-        fd = meta.entity.field_map.get(name) if name else None
+        fd = fields.get(name) if name else None
         if fd is None or not isinstance(fd.kind, ReferenceType):
             continue
         texts = {
@@ -278,5 +329,6 @@ def _import_lookups(meta: EntityMeta, sheet: Sheet, mapping: Mapping[int, str]) 
 def _describe(meta: EntityMeta, error: FieldError, locale: str) -> str:
     name = error.pointer.strip("/").split("/")[0]
     fd = meta.entity.get_field(name)
-    prefix = f"{fd.label(locale)}: " if fd is not None else ""
+    label = line_label(meta, error.pointer, locale) or (fd.label(locale) if fd else None)
+    prefix = f"{label}: " if label else ""
     return prefix + error.message(locale)

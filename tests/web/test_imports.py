@@ -6,8 +6,10 @@ from __future__ import annotations
 import io
 import re
 
+import sqlalchemy as sa
 from openpyxl import Workbook
 
+from formwork.runtime.models import SecurityEvent
 from tests.web.helpers import project
 
 
@@ -70,6 +72,13 @@ def test_import_maps_columns_previews_then_commits(web, admin):
     ]
     assert items[0]["start_date"] == "2026-01-02"
     assert admin.get(mapping_url).status_code == 404  # the upload is gone after commit
+    with web.app_context():
+        session = web.extensions["formwork.sessions"]()
+        event = session.scalars(
+            sa.select(SecurityEvent).where(SecurityEvent.kind == "data.imported")
+        ).one()
+        assert event.username == "admin" and event.detail["records"] == 2
+        session.close()
 
 
 def test_one_bad_row_is_reported_and_nothing_is_saved(web, admin):

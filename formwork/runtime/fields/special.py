@@ -168,7 +168,11 @@ class ComputedType(FieldType):
         """Return the expression's value for the record, converted to the result type."""
         from formwork.runtime.expressions import evaluate
 
-        value = evaluate(field.opt("expression"), record, now=ctx.now)
+        lookups = getattr(ctx, "lookups", None)  # a save offers sum_of/count_of
+        names = {"id": getattr(ctx, "record_id", None), **record}
+        value = evaluate(
+            field.opt("expression"), names, now=ctx.now, lookups=lookups() if lookups else None
+        )
         return self.coerce(field, value)
 
     def coerce(self, field: FieldDef, value: Any) -> Any:
@@ -277,6 +281,7 @@ class AutoNumberType(FieldType):
         if len(counters) != 1:
             problems.append(definition_error(field, "pattern", "needs exactly one {#…} counter"))
         for token in tokens:
-            if token not in DATE_TOKENS and set(token) != {"#"} and token not in entity.field_map:
+            known = token.partition(".")[0] in entity.field_map  # `ref.field`: one hop
+            if token not in DATE_TOKENS and set(token) != {"#"} and not known:
                 problems.append(definition_error(field, "pattern", f"unknown token '{token}'"))
         return problems

@@ -12,12 +12,14 @@ import sqlalchemy as sa
 from packaging.version import Version
 from sqlalchemy.orm import Session
 
+from formwork.runtime.definitions import EntityDef, parse_entity
+from formwork.runtime.errors import DefinitionInvalid
 from formwork.runtime.models import Customisation, PackFile, PackRecord, RolePermission, utcnow
 from formwork.runtime.packs.check import CheckedPack, check_pack
 from formwork.runtime.packs.fixtures import load_fixtures
-from formwork.runtime.packs.manifest import Manifest
+from formwork.runtime.packs.manifest import Manifest, read_manifest
 from formwork.runtime.packs.overlay import Conflict, conflicts, drop, leaves, merge_patch
-from formwork.runtime.packs.problems import PackRefused, Problem
+from formwork.runtime.packs.problems import PackInvalid, PackRefused, Problem
 from formwork.runtime.packs.roles import install_roles
 from formwork.runtime.packs.source import PackSource
 from formwork.runtime.packs.store import base_files, customisations, pack_records, parse
@@ -44,14 +46,49 @@ def install_packs(
 ) -> list[str]:
     """Install or upgrade packs in dependency order; return what was done, one line each."""
     options = options or InstallOptions()
-    # Check every pack on its own first, so a broken pack is refused whole before any
-    # dependency question; references into other packs are checked again at install.
-    manifests = {c.manifest.name: (c.manifest, s) for s in sources for c in [check_pack(s)]}
+    # Check every pack first, so a broken pack is refused whole before any dependency
+    # question. Entities of the other packs of this batch count as known, so a report or
+    # row rule naming a dependency installed in the same call passes; everything is
+    # checked again against the registry at install.
+    manifests = _checked_manifests(session, sources)
     for name in resolve_order(session, {n: m for n, (m, _s) in manifests.items()}):
         _manifest, source = manifests[name]
         checked = check_pack(source, known=load_registry(session).entities)
         install_one(session, checked, options)
     return options.report
+
+
+def _checked_manifests(
+    session: Session, sources: list[PackSource]
+) -> dict[str, tuple[Manifest, PackSource]]:
+    """Check each pack of a batch; the entities of the other packs count as known.
+
+    A pack missing a dependency is checked on its own (references into other packs pass),
+    so it is refused for its own problems first, else by resolve_order for the dependency.
+    """
+    known = {**load_registry(session).entities, **_batch_entities(sources)}
+    installed = {n for n, r in pack_records(session).items() if r.status == "installed"}
+    available = installed | {read_manifest(s).name for s in sources}
+    out = {}
+    for source in sources:
+        complete = set(read_manifest(source).depends) <= available
+        checked = check_pack(source, known=known if complete else None)
+        out[checked.manifest.name] = (checked.manifest, source)
+    return out
+
+
+def _batch_entities(sources: list[PackSource]) -> dict[str, EntityDef]:
+    """Return the entities the packs of a batch declare (unreadable ones are left to the check)."""
+    found: dict[str, EntityDef] = {}
+    for source in sources:
+        try:
+            manifest = read_manifest(source)
+            for path in manifest.paths("entities"):
+                entity = parse_entity(manifest.name, json.loads(source.text(path)))
+                found[entity.key] = entity
+        except (PackInvalid, DefinitionInvalid, ValueError, KeyError, TypeError):
+            continue  # the pack's own check reports what is wrong with it
+    return found
 
 
 def resolve_order(session: Session, manifests: Mapping[str, Manifest]) -> list[str]:
