@@ -25,11 +25,12 @@ $(ASSETS): package.json package-lock.json scripts/build_assets.py $(CATALOGS) | 
 
 install: $(STAMP) $(ASSETS)
 
-## Serve the app on http://127.0.0.1:8000 (SQLite in instance/), creating what it needs.
+## Serve the app on http://127.0.0.1:8000 (SQLite in instance/), creating what it needs: the
+## module packs with their demo data (a second run keeps what is there).
 run: install
 	$(BIN)/formwork init
-	$(BIN)/formwork entity apply sample tests/entities/sample/*.json
-	FORMWORK_LAYOUT_DIRS=sample=tests/entities/sample_layouts $(BIN)/gunicorn --workers 2 --bind $(HOST):$(PORT) --access-logfile - wsgi:app
+	$(BIN)/formwork demo
+	$(BIN)/gunicorn --workers 2 --bind $(HOST):$(PORT) --access-logfile - wsgi:app
 
 ## Lint, type-check and run the whole test suite (browser tests only when /usr/bin/chromium exists).
 test: install lint pytest

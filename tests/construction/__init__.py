@@ -1,0 +1,1 @@
+"""Tests of the construction module packs (module_packs/): each installed with its demo data."""

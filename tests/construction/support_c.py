@@ -1,0 +1,168 @@
+"""Shared helpers for the labor, ccb_approval and cross-pack tests: one database per test
+module with the construction packs and their demo data, people resolved from that data, and
+a way to drive approvals as those people."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterator
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+from flask import Flask
+
+from formwork.app import create_app
+from formwork.auth.users import create_user
+from formwork.db import create_system_tables
+from formwork.runtime.models import User, UserRole
+from formwork.runtime.packs import InstallOptions, install_packs, read_pack
+from formwork.runtime.registry import load_registry
+from formwork.runtime.reports.engine import run_report
+from formwork.runtime.reports.store import find_report
+from formwork.runtime.security import Principal, load_principal, system_principal
+from formwork.runtime.workflow.actions import complete
+from formwork.runtime.workflow.service import WorkflowRuntime, WorkflowService
+from formwork.runtime.workflow.tasks import instance_rows
+from tests.conftest import database_url
+
+ROOT = Path(__file__).resolve().parents[2] / "module_packs"
+PACKS = ("projects", "cost_center", "schedule", "labor", "ccb_approval")
+
+
+@pytest.fixture(scope="module")
+def cons(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Flask]:
+    """Return an app whose database holds the construction packs with their demo data."""
+    tmp = tmp_path_factory.mktemp("cons")
+    app = create_app(
+        {
+            "INSTANCE_PATH": str(tmp / "instance"),
+            "DATABASE_URL": database_url(tmp),
+            "TESTING": True,
+            "REGISTRY_TTL": 0.0,
+            "PRINCIPAL_TTL": 0.0,
+        }
+    )
+    create_system_tables(app.extensions["formwork.engine"])
+    session = app.extensions["formwork.sessions"]()
+    install_packs(session, [read_pack(ROOT / p) for p in PACKS], InstallOptions(demo=True))
+    session.commit()
+    session.close()
+    yield app
+    app.extensions["formwork.engine"].dispose()
+
+
+@pytest.fixture
+def db(cons: Flask) -> Iterator[Any]:
+    """Return a session on the construction database (rolled back unless committed)."""
+    session = cons.extensions["formwork.sessions"]()
+    yield session
+    session.rollback()
+    session.close()
+
+
+def table(session: Any, entity: str) -> sa.Table:
+    """Return the table of an entity."""
+    return load_registry(session).meta(entity).table
+
+
+def rows(session: Any, entity: str, **equal: Any) -> list[Any]:
+    """Return the rows of an entity's table whose fields equal `equal` (a list: any of),
+    in id order: raw SQL, independent of the records service and the report engine."""
+    t = table(session, entity)
+    where = [t.c[k].in_(v) if isinstance(v, list) else t.c[k] == v for k, v in equal.items()]
+    return list(session.execute(sa.select(t).where(*where).order_by(t.c.id)).mappings())
+
+
+def money(value: Any) -> Decimal:
+    """Return a stored money value as a Decimal (SQLite keeps scaled integers)."""
+    if value is None:
+        return Decimal(0)
+    return Decimal(str(value))
+
+
+def id_of(session: Any, entity: str, **equal: Any) -> int:
+    """Return the id of the one record whose fields equal `equal`."""
+    t = table(session, entity)
+    found = (
+        session.execute(sa.select(t.c.id).where(*(t.c[k] == v for k, v in equal.items())))
+        .scalars()
+        .all()
+    )
+    assert len(found) == 1, f"{entity} {equal}: {len(found)} matches"
+    return int(found[0])
+
+
+def member_user(session: Any, project_id: int, role: str) -> int | None:
+    """Return the first member of a project in a project role (what the workflow picks)."""
+    t = table(session, "projects.member")
+    return session.execute(
+        sa.select(t.c.user)
+        .where(t.c.project == project_id, t.c.project_role == role)
+        .order_by(t.c.id)
+        .limit(1)
+    ).scalar()
+
+
+def user_with_role(session: Any, role: str) -> int:
+    """Return a user holding `role` (created when none does)."""
+    found = session.execute(
+        sa.select(UserRole.user_id).where(UserRole.role == role).order_by(UserRole.user_id).limit(1)
+    ).scalar()
+    if found is None:
+        found = create_user(session, f"t_{role}", "Secret-pass-1", [role]).id
+        session.commit()
+    return int(found)
+
+
+def principal(session: Any, user_id: int | None) -> Principal:
+    """Return the principal of a user (the system principal for None)."""
+    if user_id is None:
+        return system_principal()
+    user = session.get(User, user_id)
+    assert user is not None
+    return load_principal(session, user)
+
+
+RUNTIME = WorkflowRuntime()
+
+
+def workflow(session: Any, user_id: int | None, now: dt.datetime | None = None) -> WorkflowService:
+    """Return a workflow service acting as a user."""
+    return WorkflowService(
+        session, principal(session, user_id), RUNTIME, load_registry(session), now=now
+    )
+
+
+def ready(session: Any, instance_id: int) -> list[Any]:
+    """Return the ready task rows of an instance, ordered by step."""
+    return sorted(instance_rows(session, [instance_id]), key=lambda r: r.step)
+
+
+def act(
+    session: Any, instance_id: int, step: str, action: str = "approve", data: Any = None
+) -> Any:
+    """Complete the ready task of `step` as the user it is assigned to (or one in its role)."""
+    row = next((r for r in ready(session, instance_id) if r.step == step), None)
+    assert row is not None, f"no ready task {step}: {[r.step for r in ready(session, instance_id)]}"
+    actor = row.assignee_id if row.assignee_id is not None else user_with_role(session, row.role)
+    instance = complete(workflow(session, actor), row.id, action, "", data)
+    session.commit()
+    return instance
+
+
+def report(session: Any, pack: str, name: str, user_id: Any = None, **params: Any) -> Any:
+    """Run a pack's report as a user (the system principal by default)."""
+    registry = load_registry(session)
+    definition = find_report(session, pack, name)
+    today = dt.datetime.now(dt.UTC).date()
+    return run_report(session, registry, principal(session, user_id), definition, params, today)
+
+
+def by(result: Any, *key: str) -> dict[Any, dict[str, Any]]:
+    """Return report rows keyed by the given columns."""
+    return {
+        (tuple(r.get(k) for k in key) if len(key) > 1 else r.get(key[0])): r for r in result.rows
+    }
