@@ -47,19 +47,26 @@ def sample_documents() -> dict[str, Any]:
     }
 
 
-@pytest.fixture
-def app(tmp_path: Path) -> Iterator[Flask]:
-    """Return an app on an empty database with the platform tables."""
+def make_test_app(folder: Path) -> Flask:
+    """Return an app on an empty database (in `folder`, or the PostgreSQL test database)
+    with the platform tables, and caches that never serve a stale registry or principal."""
     app = create_app(
         {
-            "INSTANCE_PATH": str(tmp_path / "instance"),
-            "DATABASE_URL": database_url(tmp_path),
+            "INSTANCE_PATH": str(folder / "instance"),
+            "DATABASE_URL": database_url(folder),
             "TESTING": True,
             "REGISTRY_TTL": 0.0,
             "PRINCIPAL_TTL": 0.0,
         }
     )
     create_system_tables(app.extensions["formwork.engine"])
+    return app
+
+
+@pytest.fixture
+def app(tmp_path: Path) -> Iterator[Flask]:
+    """Return an app on an empty database with the platform tables."""
+    app = make_test_app(tmp_path)
     yield app
     app.extensions["formwork.engine"].dispose()
 

@@ -25,13 +25,11 @@ import pytest
 import sqlalchemy as sa
 from flask import Flask
 
-from formwork.app import create_app
 from formwork.auth.users import create_token, create_user
-from formwork.db import create_system_tables
 from formwork.runtime.models import User
 from formwork.runtime.packs import InstallOptions, install_packs, read_pack
 from formwork.runtime.packs.fixtures import resolve_date_token
-from tests.conftest import PASSWORD, Api, database_url
+from tests.conftest import PASSWORD, Api, make_test_app
 
 MODULE_PACKS = Path(__file__).resolve().parents[2] / "module_packs"
 
@@ -100,16 +98,7 @@ class Construction:
 
 def build(tmp: Path, packs: list[str] | None = None) -> Construction:
     """Return an app on an empty database with the packs (and demo data) installed."""
-    app = create_app(
-        {
-            "INSTANCE_PATH": str(tmp / "instance"),
-            "DATABASE_URL": database_url(tmp),
-            "TESTING": True,
-            "REGISTRY_TTL": 0.0,
-            "PRINCIPAL_TTL": 0.0,
-        }
-    )
-    create_system_tables(app.extensions["formwork.engine"])
+    app = make_test_app(tmp)
     session = app.extensions["formwork.sessions"]()
     create_user(session, "admin", PASSWORD, ["admin"], "Administrator")
     sources = [read_pack(p) for p in pack_folders(packs)]

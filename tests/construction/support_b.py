@@ -11,6 +11,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+import pytest
 import sqlalchemy as sa
 from flask import Flask
 
@@ -81,3 +82,29 @@ def report(
 def d(value: Any) -> Decimal:
     """Return a number (or its text) as an exact Decimal; None counts as 0."""
     return Decimal(0) if value is None else Decimal(str(value))
+
+
+def installed(*packs: str) -> Any:
+    """Return a module-scoped fixture: the packs with their demo data on an empty database."""
+    from tests.construction.conftest import build
+
+    @pytest.fixture(scope="module")
+    def cons(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
+        built = build(tmp_path_factory.mktemp(packs[-1]), list(packs))
+        yield built
+        built.session.close()
+        built.app.extensions["formwork.engine"].dispose()
+
+    return cons
+
+
+@pytest.fixture(scope="module")
+def app_b(cons: Any) -> Flask:
+    """Return the app of the module's installed packs."""
+    return cons.app  # type: ignore[no-any-return]
+
+
+@pytest.fixture
+def db(app_b: Flask) -> Iterator[Any]:
+    """Return a session on the module's database."""
+    yield from session_of(app_b)

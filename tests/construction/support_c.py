@@ -14,11 +14,8 @@ import pytest
 import sqlalchemy as sa
 from flask import Flask
 
-from formwork.app import create_app
-from formwork.auth.users import create_user
-from formwork.db import create_system_tables
+from formwork.auth.users import create_token, create_user
 from formwork.runtime.models import User, UserRole
-from formwork.runtime.packs import InstallOptions, install_packs, read_pack
 from formwork.runtime.registry import load_registry
 from formwork.runtime.reports.engine import run_report
 from formwork.runtime.reports.store import find_report
@@ -26,7 +23,8 @@ from formwork.runtime.security import Principal, load_principal, system_principa
 from formwork.runtime.workflow.actions import complete
 from formwork.runtime.workflow.service import WorkflowRuntime, WorkflowService
 from formwork.runtime.workflow.tasks import instance_rows
-from tests.conftest import database_url
+from tests.conftest import Api
+from tests.construction.conftest import build
 
 ROOT = Path(__file__).resolve().parents[2] / "module_packs"
 PACKS = ("projects", "cost_center", "schedule", "labor", "ccb_approval")
@@ -35,23 +33,26 @@ PACKS = ("projects", "cost_center", "schedule", "labor", "ccb_approval")
 @pytest.fixture(scope="module")
 def cons(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Flask]:
     """Return an app whose database holds the construction packs with their demo data."""
-    tmp = tmp_path_factory.mktemp("cons")
-    app = create_app(
-        {
-            "INSTANCE_PATH": str(tmp / "instance"),
-            "DATABASE_URL": database_url(tmp),
-            "TESTING": True,
-            "REGISTRY_TTL": 0.0,
-            "PRINCIPAL_TTL": 0.0,
-        }
-    )
-    create_system_tables(app.extensions["formwork.engine"])
-    session = app.extensions["formwork.sessions"]()
-    install_packs(session, [read_pack(ROOT / p) for p in PACKS], InstallOptions(demo=True))
+    built = build(tmp_path_factory.mktemp("cons"), list(PACKS))
+    built.session.close()
+    yield built.app
+    built.app.extensions["formwork.engine"].dispose()
+
+
+def api_for(app: Any, session: Any, user_id: int | None) -> Api:
+    """Return an API client signed in as an existing user."""
+    token = create_token(session, session.get(User, user_id), "t")
     session.commit()
-    session.close()
-    yield app
-    app.extensions["formwork.engine"].dispose()
+    return Api(app.test_client(), token)
+
+
+@pytest.fixture
+def admin(cons: Any, db: Any) -> Api:
+    """Return an API client for an administrator."""
+    user = db.scalar(sa.select(User).where(User.username == "t_admin"))
+    if user is None:
+        user = create_user(db, "t_admin", "Secret-pass-1", ["admin"])
+    return api_for(cons, db, user.id)
 
 
 @pytest.fixture

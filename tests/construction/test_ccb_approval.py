@@ -11,11 +11,7 @@ from collections import defaultdict
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 
-import pytest
-import sqlalchemy as sa
-
-from formwork.auth.users import create_token, create_user
-from formwork.runtime.models import User
+from formwork.auth.users import create_user
 from tests.conftest import Api
 from tests.construction import support_c
 from tests.construction.support_c import (
@@ -34,23 +30,9 @@ CR = "ccb_approval.change_request"
 
 # the module's database with the construction packs and demo data, and a session on it
 cons = support_c.cons
+admin = support_c.admin
+api_for = support_c.api_for
 db = support_c.db
-
-
-def api_for(app: Any, session: Any, user_id: int) -> Api:
-    """Return an API client signed in as an existing user."""
-    token = create_token(session, session.get(User, user_id), "t")
-    session.commit()
-    return Api(app.test_client(), token)
-
-
-@pytest.fixture
-def admin(cons: Any, db: Any) -> Api:
-    """Return an API client for an administrator."""
-    user = db.scalar(sa.select(User).where(User.username == "t_admin"))
-    if user is None:
-        user = create_user(db, "t_admin", "Secret-pass-1", ["admin"])
-    return api_for(cons, db, user.id)
 
 
 def _aware(value: dt.datetime) -> dt.datetime:

@@ -7,27 +7,26 @@ from __future__ import annotations
 
 import datetime as dt
 from collections import defaultdict
-from collections.abc import Iterator
 from decimal import Decimal
 from typing import Any
 
 import pytest
 import sqlalchemy as sa
-from flask import Flask
 
 from formwork.auth.users import create_user
 from formwork.runtime.packs import check_pack, read_pack
 from formwork.runtime.registry import load_registry
 from formwork.runtime.workflow.models import Notification
 from tests.conftest import PASSWORD
-from tests.construction.conftest import Construction, build
+from tests.construction import support_b
+from tests.construction.conftest import Construction
 from tests.construction.support_b import (
     ROOT,
     d,
     demo,
     ids,
+    installed,
     report,
-    session_of,
     today,
 )
 
@@ -36,23 +35,8 @@ API = "/api/v1/funds"
 CENT = Decimal("0.01")
 
 
-@pytest.fixture(scope="module")
-def cons(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Construction]:
-    """Install projects and funds with their demo data on an empty database."""
-    built = build(tmp_path_factory.mktemp("funds"), ["projects", "funds"])
-    yield built
-    built.session.close()
-    built.app.extensions["formwork.engine"].dispose()
-
-
-@pytest.fixture(scope="module")
-def app_b(cons: Construction) -> Flask:
-    return cons.app
-
-
-@pytest.fixture
-def db(app_b: Flask) -> Iterator[Any]:
-    yield from session_of(app_b)
+cons = installed("projects", "funds")
+app_b, db = support_b.app_b, support_b.db
 
 
 # -- the demo, computed independently ----------------------------------------------------------

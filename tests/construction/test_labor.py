@@ -12,7 +12,6 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 
-from formwork.auth.users import create_token, create_user
 from formwork.runtime.models import User
 from formwork.runtime.packs import pack_records
 from tests.conftest import Api
@@ -34,24 +33,9 @@ HALF = Decimal("0.5")
 
 # the module's database with the construction packs and demo data, and a session on it
 cons = support_c.cons
+admin = support_c.admin
+api_for = support_c.api_for
 db = support_c.db
-
-
-def api_for(app: Any, session: Any, user_id: int | None) -> Api:
-    """Return an API client signed in as an existing user."""
-    user = session.get(User, user_id)
-    token = create_token(session, user, "t")
-    session.commit()
-    return Api(app.test_client(), token)
-
-
-@pytest.fixture
-def admin(cons: Any, db: Any) -> Api:
-    """Return an API client for an administrator."""
-    user = db.scalar(sa.select(User).where(User.username == "t_admin"))
-    if user is None:
-        user = create_user(db, "t_admin", "Secret-pass-1", ["admin"])
-    return api_for(cons, db, user.id)
 
 
 def approved_lines(session: Any) -> list[Any]:

@@ -6,24 +6,20 @@ from __future__ import annotations
 
 import datetime as dt
 import io
-from collections.abc import Iterator
 from decimal import Decimal
 from typing import Any
-
-import pytest
-from flask import Flask
 
 from formwork.runtime.packs import check_pack, read_pack
 from formwork.runtime.registry import load_registry
 from formwork.runtime.reports.charts import gantt_tasks
-from tests.construction.conftest import Construction, build
+from tests.construction import support_b
 from tests.construction.support_b import (
     ROOT,
     d,
     demo,
     ids,
+    installed,
     report,
-    session_of,
     today,
 )
 
@@ -32,23 +28,8 @@ TASKS = "/api/v1/schedule/task"
 PLANS = "/api/v1/schedule/plan"
 
 
-@pytest.fixture(scope="module")
-def cons(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Construction]:
-    """Install projects and schedule with their demo data on an empty database."""
-    built = build(tmp_path_factory.mktemp("schedule"), ["projects", "schedule"])
-    yield built
-    built.session.close()
-    built.app.extensions["formwork.engine"].dispose()
-
-
-@pytest.fixture(scope="module")
-def app_b(cons: Construction) -> Flask:
-    return cons.app
-
-
-@pytest.fixture
-def db(app_b: Flask) -> Iterator[Any]:
-    yield from session_of(app_b)
+cons = installed("projects", "schedule")
+app_b, db = support_b.app_b, support_b.db
 
 
 # -- what the demo files say, computed independently of the pack's expressions -----------------

@@ -6,15 +6,14 @@ Skipped when /usr/bin/chromium or Playwright is missing, like tests/web/test_bro
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 from flask import Flask, Response, render_template_string
-from werkzeug.serving import make_server
 
+from tests.browser import MARKS, launched, serving
 from tests.conftest import PASSWORD
 from tests.web import conftest as web_fixtures
 from tests.web.helpers import project
@@ -29,8 +28,6 @@ web, _catalogs, _cheap = (
 )
 ccb, runtime, wf_for = workflow_fixtures.ccb, workflow_fixtures.runtime, workflow_fixtures.wf_for
 
-CHROMIUM = Path("/usr/bin/chromium")
-ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-sync"]
 # Every violation is also reported to the page as an event; Playwright's init script is not
 # subject to the page's CSP, so it can record them where the test reads them.
 RECORD_VIOLATIONS = """
@@ -94,18 +91,13 @@ PAGES = {
 }  # fmt: skip
 
 playwright_api = pytest.importorskip("playwright.sync_api")
-pytestmark = [
-    pytest.mark.browser,
-    pytest.mark.skipif(not CHROMIUM.exists(), reason="Debian's Chromium is not installed"),
-]
+pytestmark = MARKS
 
 
 @pytest.fixture(scope="module")
 def chromium() -> Iterator[Any]:
-    with playwright_api.sync_playwright() as driver:
-        browser = driver.chromium.launch(executable_path=str(CHROMIUM), args=ARGS, headless=True)
+    with launched() as browser:
         yield browser
-        browser.close()
 
 
 def _library_routes(app: Flask) -> None:
@@ -125,12 +117,8 @@ def _library_routes(app: Flask) -> None:
 def server(web: Flask, ccb: Any) -> Iterator[str]:
     web.config["REGISTRY_TTL"] = 60.0
     _library_routes(web)
-    httpd = make_server("127.0.0.1", 0, web, threaded=True)
-    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{httpd.server_port}"
-    httpd.shutdown()
-    thread.join(5)
+    with serving(web) as base:
+        yield base
 
 
 class Watched:

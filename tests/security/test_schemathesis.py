@@ -21,15 +21,13 @@ from schemathesis.specs.openapi.checks import (
     status_code_conformance,
 )
 
-from formwork.app import create_app
 from formwork.auth.scopes import SCOPES
 from formwork.auth.users import create_token, create_user
-from formwork.db import create_system_tables
 from formwork.runtime.records import RecordService
 from formwork.runtime.registry import load_registry
 from formwork.runtime.schema import apply_definitions
 from formwork.runtime.security import system_principal
-from tests.conftest import PASSWORD, database_url, sample_documents
+from tests.conftest import PASSWORD, make_test_app, sample_documents
 
 CHECKS = [
     not_a_server_error,
@@ -43,16 +41,7 @@ CHECKS = [
 def admin_app(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Flask, str]]:
     """Return an app with the sample entities, a few records and an admin's token."""
     folder = tmp_path_factory.mktemp("schemathesis")
-    app = create_app(
-        {
-            "INSTANCE_PATH": str(folder / "instance"),
-            "DATABASE_URL": database_url(folder),
-            "TESTING": True,
-            "REGISTRY_TTL": 0.0,
-            "PRINCIPAL_TTL": 0.0,
-        }
-    )
-    create_system_tables(app.extensions["formwork.engine"])
+    app = make_test_app(folder)
     session = app.extensions["formwork.sessions"]()
     apply_definitions(session, "sample", sample_documents())
     admin = create_user(session, "admin", PASSWORD, ["admin"])

@@ -6,15 +6,14 @@ Skipped when /usr/bin/chromium or Playwright is missing (`make test` then runs t
 from __future__ import annotations
 
 import io
-import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 from openpyxl import Workbook
-from werkzeug.serving import make_server
 
+from tests.browser import MARKS, launched, serving
 from tests.conftest import PASSWORD
 from tests.web.conftest import LAYOUTS
 from tests.web.helpers import create, project
@@ -23,41 +22,23 @@ from tests.workflow import conftest as workflow_fixtures
 # The workflow fixtures: the change-request entity, its approvers and process.
 ccb, runtime, wf_for = workflow_fixtures.ccb, workflow_fixtures.runtime, workflow_fixtures.wf_for
 
-CHROMIUM = Path("/usr/bin/chromium")
 SHOTS = Path(__file__).resolve().parents[2] / "screenshots"
-ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
-
 playwright_api = pytest.importorskip("playwright.sync_api")
-pytestmark = [
-    pytest.mark.browser,
-    pytest.mark.skipif(not CHROMIUM.exists(), reason="Debian's Chromium is not installed"),
-]
+pytestmark = MARKS
 
 
 @pytest.fixture(scope="module")
 def chromium() -> Iterator[Any]:
-    with playwright_api.sync_playwright() as driver:
-        browser = driver.chromium.launch(executable_path=str(CHROMIUM), args=ARGS, headless=True)
+    with launched() as browser:
         yield browser
-        browser.close()
 
 
 @pytest.fixture
 def server(sample, users) -> Iterator[str]:
     sample.config["LAYOUT_DIRS"] = {"sample": str(LAYOUTS)}
     sample.config["REGISTRY_TTL"] = 60.0
-    httpd = make_server("127.0.0.1", 0, sample, threaded=True)
-    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{httpd.server_port}"
-    httpd.shutdown()
-    thread.join(5)
+    with serving(sample) as base:
+        yield base
 
 
 def _page(chromium: Any, base: str, width: int = 1280, user: str = "admin") -> Any:

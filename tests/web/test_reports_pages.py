@@ -7,7 +7,6 @@ import csv
 import io
 import json
 import re
-import threading
 from collections.abc import Iterator
 from decimal import Decimal
 from html import unescape
@@ -17,10 +16,10 @@ from typing import Any
 import pytest
 from flask import Flask
 from openpyxl import load_workbook
-from werkzeug.serving import make_server
 
 from formwork.auth.users import create_token, create_user
 from formwork.runtime.packs import set_enabled
+from tests.browser import CHROMIUM, launched, serving
 from tests.conftest import PASSWORD
 from tests.packs.conftest import install
 from tests.runtime.test_reports import seed
@@ -220,7 +219,6 @@ def test_lookup_applies_row_rules(app: Flask, ledger: dict[str, Any]) -> None:
 
 # -- in a real browser ---------------------------------------------------------------------------
 
-CHROMIUM = Path("/usr/bin/chromium")
 SHOTS = Path(__file__).resolve().parents[2] / "screenshots"
 
 
@@ -228,55 +226,45 @@ SHOTS = Path(__file__).resolve().parents[2] / "screenshots"
 def served(app: Flask, ledger: dict[str, Any]) -> Iterator[str]:
     """Serve the app with the ledger pack on a free port."""
     app.config["REGISTRY_TTL"] = 60.0
-    httpd = make_server("127.0.0.1", 0, app, threaded=True)
-    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{httpd.server_port}"
-    httpd.shutdown()
-    thread.join(5)
+    with serving(app) as base:
+        yield base
 
 
 @pytest.mark.browser
 @pytest.mark.skipif(not CHROMIUM.exists(), reason="Debian's Chromium is not installed")
 def test_dashboard_draws_charts_and_gantt(served: str) -> None:
-    playwright = pytest.importorskip("playwright.sync_api")
-    args = ["--no-sandbox", "--disable-gpu", "--disable-background-networking"]
-    with playwright.sync_playwright() as driver:
-        browser = driver.chromium.launch(executable_path=str(CHROMIUM), args=args, headless=True)
-        try:
-            context = browser.new_context(viewport={"width": 1366, "height": 900}, locale="zh-CN")
-            context.set_default_timeout(10000)
-            page = context.new_page()
-            errors: list[str] = []
-            missing: list[str] = []
-            page.on("pageerror", lambda exc: errors.append(str(exc)))
-            page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
-            page.goto(served + "/login")
-            page.get_by_label("用户名").fill("admin")
-            page.get_by_label("密码").fill(PASSWORD)
-            page.get_by_role("button", name="登录").click()
-            page.wait_for_url(served + "/")
-            page.goto(served + "/dashboards/ledger/overview")
-            page.wait_for_selector("#d-w3-chart canvas")
-            page.wait_for_selector("#d-w5-chart .bar-wrapper")
-            assert page.locator(".fw-chart canvas").count() >= 3
-            assert page.locator("#d-w5-chart .bar-wrapper.fw-gantt-late").count() == 1
-            assert page.locator("#d-w5-chart .bar-wrapper.fw-gantt-actual").count() == 2
-            assert page.locator("#d-w5-chart .bar-wrapper").count() == 6
-            assert page.get_by_test_id("d-w1-number").inner_text() == "2,890.34"
-            page.hover("#d-w3-chart canvas")  # a tooltip must not need inline styles (CSP)
-            page.hover("#d-w5-chart .bar-wrapper >> nth=0")
-            SHOTS.mkdir(exist_ok=True)
-            page.wait_for_timeout(1500)
-            page.screenshot(path=str(SHOTS / "reports-dashboard.png"), full_page=True)
-            page.goto(served + "/reports/ledger/cost_variance")
-            page.wait_for_selector("#report-chart canvas")
-            page.wait_for_timeout(1500)  # let the bars finish growing before the picture
-            page.screenshot(path=str(SHOTS / "reports-cost-variance.png"), full_page=True)
-            assert [u for u in missing if not u.endswith("/favicon.ico")] == []
-            assert [e for e in errors if not e.startswith("Failed to load resource")] == []
-        finally:
-            browser.close()
+    with launched() as browser:
+        context = browser.new_context(viewport={"width": 1366, "height": 900}, locale="zh-CN")
+        context.set_default_timeout(10000)
+        page = context.new_page()
+        errors: list[str] = []
+        missing: list[str] = []
+        page.on("pageerror", lambda exc: errors.append(str(exc)))
+        page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+        page.goto(served + "/login")
+        page.get_by_label("用户名").fill("admin")
+        page.get_by_label("密码").fill(PASSWORD)
+        page.get_by_role("button", name="登录").click()
+        page.wait_for_url(served + "/")
+        page.goto(served + "/dashboards/ledger/overview")
+        page.wait_for_selector("#d-w3-chart canvas")
+        page.wait_for_selector("#d-w5-chart .bar-wrapper")
+        assert page.locator(".fw-chart canvas").count() >= 3
+        assert page.locator("#d-w5-chart .bar-wrapper.fw-gantt-late").count() == 1
+        assert page.locator("#d-w5-chart .bar-wrapper.fw-gantt-actual").count() == 2
+        assert page.locator("#d-w5-chart .bar-wrapper").count() == 6
+        assert page.get_by_test_id("d-w1-number").inner_text() == "2,890.34"
+        page.hover("#d-w3-chart canvas")  # a tooltip must not need inline styles (CSP)
+        page.hover("#d-w5-chart .bar-wrapper >> nth=0")
+        SHOTS.mkdir(exist_ok=True)
+        page.wait_for_timeout(1500)
+        page.screenshot(path=str(SHOTS / "reports-dashboard.png"), full_page=True)
+        page.goto(served + "/reports/ledger/cost_variance")
+        page.wait_for_selector("#report-chart canvas")
+        page.wait_for_timeout(1500)  # let the bars finish growing before the picture
+        page.screenshot(path=str(SHOTS / "reports-cost-variance.png"), full_page=True)
+        assert [u for u in missing if not u.endswith("/favicon.ico")] == []
+        assert [e for e in errors if not e.startswith("Failed to load resource")] == []
 
 
 def test_dashboard_shows_only_readable_widgets(app: Flask, ledger: dict[str, Any]) -> None:
