@@ -252,8 +252,8 @@ def process_deploy(bpmn: str, dmn: tuple[str, ...], binding: str | None) -> None
     from formwork.runtime.workflow.deploy import deploy
 
     session = get_session()
-    texts = [Path(p).read_text(encoding="utf-8") for p in dmn]
     try:
+        texts = [Path(p).read_text(encoding="utf-8") for p in dmn]
         row, created = deploy(
             session, Path(bpmn).read_text(encoding="utf-8"), texts, principal=system_principal(),
             binding=json.loads(binding) if binding else None,

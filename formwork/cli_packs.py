@@ -31,6 +31,7 @@ from formwork.runtime.packs import (
     uninstall,
 )
 from formwork.runtime.packs.installer import RESOLUTIONS, describe_patch
+from formwork.runtime.packs.manifest import read_manifest
 from formwork.runtime.registry import load_registry
 from formwork.runtime.security_events import pack_changes, pack_state, record_cli_event
 
@@ -42,11 +43,27 @@ def pack_group() -> None:
     """Manage module packs."""
 
 
+def initialised() -> bool:
+    """Return True when the database has the Formwork tables (`formwork init` ran)."""
+    import sqlalchemy as sa
+
+    from formwork.runtime.models import PackRecord
+
+    return bool(sa.inspect(get_session().get_bind()).has_table(PackRecord.__tablename__))
+
+
+def require_initialised() -> None:
+    """Stop with a clear message when the database has no Formwork tables yet."""
+    if not initialised():
+        raise click.ClickException("the database has no Formwork tables: run `formwork init`")
+
+
 def _transaction(func: Callable[..., list[str] | str]) -> Callable[..., None]:
     """Run a pack command in one transaction: print its report, or roll back and explain."""
 
     @wraps(func)
     def run(*args: Any, **kwargs: Any) -> None:
+        require_initialised()
         session = get_session()
         try:
             before = pack_state(session)
@@ -78,6 +95,7 @@ def _explain(exc: Exception) -> str:
 @with_appcontext
 def pack_list() -> None:
     """List installed packs with version and state."""
+    require_initialised()
     for name, record in pack_records(get_session()).items():
         state = (
             record.status
@@ -96,7 +114,9 @@ def pack_list() -> None:
 def pack_check(path: str) -> None:
     """Check a pack folder or zip; list every problem with its id, place and hint."""
     try:
-        checked = check_pack(read_pack(path), known=load_registry(get_session()).entities)
+        # Without a database the pack is checked on its own (dependencies taken on trust).
+        known = load_registry(get_session()).entities if initialised() else {}
+        checked = check_pack(read_pack(path), known=known)
     except PackInvalid as exc:
         raise click.ClickException(_explain(exc)) from exc
     click.echo(
@@ -134,7 +154,7 @@ def pack_install(paths: tuple[str, ...], demo: bool, confirm: bool) -> list[str]
 def pack_upgrade(path: str, confirm: bool, resolution: str | None) -> list[str]:
     """Upgrade an installed pack, keeping data and re-applying customisations."""
     source = read_pack(path)
-    name = json.loads(source.files.get("pack.json", b"{}")).get("name")
+    name = read_manifest(source).name  # a broken pack.json is a refusal, not a traceback
     if name not in pack_records(get_session()):
         raise PackRefused(f"pack '{name}' is not installed; use `formwork pack install`")
     return install_packs(get_session(), [source], _options(False, confirm, resolution))
@@ -194,6 +214,7 @@ def pack_export(
     name: str, output: str, with_customisations: bool, version: str | None, with_data: bool
 ) -> None:
     """Write a pack to a zip; the same state always gives the same bytes."""
+    require_initialised()
     try:
         data = export_pack(get_session(), name, with_customisations, with_data, version)
     except PackRefused as exc:
@@ -230,6 +251,7 @@ def pack_import(file: str, with_data: bool, demo: bool, confirm: bool) -> list[s
 @with_appcontext
 def pack_diff(name: str) -> None:
     """Show the customisations of a pack (the overlay over its base)."""
+    require_initialised()
     patches = customisations(get_session(), name)
     if not patches:
         click.echo(f"{name}: no customisations")

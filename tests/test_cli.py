@@ -86,3 +86,24 @@ def test_role_grant_with_row_and_field_rules(sample, session):
         ).exit_code
         == 0
     )
+
+
+def test_pack_commands_explain_instead_of_failing(tmp_path):
+    from formwork.app import create_app
+    from formwork.cli_packs import pack_group
+
+    bare = create_app(
+        {"INSTANCE_PATH": str(tmp_path / "i"), "DATABASE_URL": f"sqlite:///{tmp_path / 'b.db'}"}
+    )
+    runner = bare.test_cli_runner()
+    listed = runner.invoke(pack_group, ["list"])
+    assert listed.exit_code != 0 and "run `formwork init`" in listed.output
+    labor = Path(__file__).parents[1] / "module_packs" / "labor"
+    checked = runner.invoke(pack_group, ["check", str(labor)])  # no database needed
+    assert checked.exit_code == 0 and "labor 1.0.0: OK" in checked.output
+    broken = tmp_path / "broken"
+    broken.mkdir()
+    (broken / "pack.json").write_text('{"name": ', encoding="utf-8")
+    run(bare, init_command)
+    upgraded = runner.invoke(pack_group, ["upgrade", str(broken)])
+    assert upgraded.exit_code != 0 and "pack.E001 pack.json" in upgraded.output

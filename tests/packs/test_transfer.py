@@ -15,6 +15,7 @@ from formwork.runtime.models import PackRecord
 from formwork.runtime.packs import (
     InstallOptions,
     PackInvalid,
+    PackRefused,
     customise,
     effective_files,
     export_pack,
@@ -81,6 +82,28 @@ def test_export_with_customisations_and_data_imports_the_same(site, tmp_path):
     )
     assert created["id"] > 1
     other.rollback()
+    other.close()
+    other.get_bind().dispose()
+
+
+def test_imported_data_is_checked_like_a_save_and_refused_whole(site, tmp_path):
+    data = export_pack(site, "site", with_data=True)
+    site.close()
+    files = dict(read_zip(data).files)
+    lines = files["data/project.jsonl"].decode().splitlines()
+    bad = json.loads(lines[0])
+    bad["code"] = "x" * 500  # longer than the field allows
+    files["data/project.jsonl"] = "\n".join([json.dumps(bad), "{oops", *lines[1:]]).encode()
+    other = fresh_session(tmp_path, "other")
+    source = read_zip(zip_of(files))
+    install_packs(other, [source], InstallOptions(fixtures=False))
+    other.commit()
+    with pytest.raises(PackRefused) as refused:
+        import_data(other, source, "site")
+    message = str(refused.value)
+    assert "data/project.jsonl:1/code" in message and "data/project.jsonl:2:" in message
+    other.rollback()
+    assert other.execute(sa.text("SELECT count(*) FROM site__project")).scalar() == 0
     other.close()
     other.get_bind().dispose()
 

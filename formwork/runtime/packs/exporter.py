@@ -15,9 +15,10 @@ from packaging.version import Version
 from sqlalchemy.orm import Session
 
 from formwork.runtime.packs.problems import PackRefused
-from formwork.runtime.packs.source import PackSource
+from formwork.runtime.packs.source import PackSource, load_json
 from formwork.runtime.packs.store import base_files, effective_files, pack_records
 from formwork.runtime.registry import EntityMeta, load_registry
+from formwork.runtime.validation import convert
 
 EPOCH = (1980, 1, 1, 0, 0, 0)
 
@@ -130,12 +131,47 @@ def import_data(session: Session, source: PackSource, name: str) -> int:
             raise PackRefused(
                 f"{meta.entity.key} already has records; import data only into an empty pack"
             )
-        rows = [_typed(meta, json.loads(line)) for line in text.decode().splitlines() if line]
+        rows = _checked_rows(meta, text, f"data/{meta.entity.name}.jsonl")
         if rows:
             session.execute(sa.insert(meta.table), rows)
             _reset_sequence(session, meta)
             count += len(rows)
     return count
+
+
+def _checked_rows(meta: EntityMeta, text: bytes, path: str) -> list[dict[str, Any]]:
+    """Return the file's rows ready to insert, after checking each against the entity's
+    definition like a save would (an archive from elsewhere is input like any other)."""
+    rows: list[dict[str, Any]] = []
+    problems: list[str] = []
+    try:
+        lines = text.decode("utf-8").splitlines()
+    except UnicodeDecodeError as exc:
+        raise PackRefused(f"{path}: not UTF-8 ({exc})") from exc
+    for number, line in enumerate(lines, 1):
+        if not line.strip():
+            continue
+        try:
+            row = load_json(line)
+        except ValueError as exc:
+            problems.append(f"{path}:{number}: {exc}")
+            continue
+        if not isinstance(row, dict) or not isinstance(row.get("id"), int):
+            problems.append(f"{path}:{number}: a record is an object with an integer id")
+            continue
+        payload = {
+            f.name: row[f.name]
+            for f in meta.entity.stored_fields()
+            if f.name in row and not f.read_only
+        }
+        errors = convert(meta, payload, creating=True).all_errors()
+        problems += [f"{path}:{number}{e.pointer or '/'}: {e.message('en')}" for e in errors]
+        rows.append(_typed(meta, row))
+    if problems:
+        shown = "\n".join(problems[:20])
+        more = f"\n… and {len(problems) - 20} more" if len(problems) > 20 else ""
+        raise PackRefused(f"{len(problems)} bad record(s), nothing imported:\n{shown}{more}")
+    return rows
 
 
 def _typed(meta: EntityMeta, row: dict[str, Any]) -> dict[str, Any]:
