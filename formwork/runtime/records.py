@@ -25,6 +25,7 @@ from formwork.runtime.errors import (
 )
 from formwork.runtime.events import EventBus, RecordEvent
 from formwork.runtime.expressions import ExpressionError
+from formwork.runtime.fields.special import AttachmentType
 from formwork.runtime.registry import EntityMeta, Registry
 from formwork.runtime.save_context import SaveContext
 from formwork.runtime.security import Principal, redact, row_condition
@@ -83,6 +84,17 @@ class RecordService:
         values = read_row(self.session, meta, record_id, where=where)
         children = read_children(self.session, meta, [record_id])
         return self.shown(meta, dump_record(meta, values, children.get(record_id, {})))
+
+    def _context(self, meta: EntityMeta, before: Mapping[str, Any] | None = None) -> SaveContext:
+        return SaveContext(
+            self.session,
+            self.registry,
+            meta.entity,
+            self.now,
+            user_id=self.principal.user_id,
+            any_file=self.principal.is_admin,
+            kept_files=frozenset(_file_ids(meta, before or {})),
+        )
 
     # -- permissions on rows and fields ------------------------------------------------------
     def _rows(self, meta: EntityMeta, action: str) -> list[Any]:
@@ -167,7 +179,7 @@ class RecordService:
         self._check_writable(meta, payload, "create")
         converted = convert(meta, payload, creating=True)
         _apply_defaults(meta, converted)
-        ctx = SaveContext(self.session, self.registry, meta.entity, self.now)
+        ctx = self._context(meta)
         record = self._prepare(meta, converted, ctx, inserting=True, record_id=None)
         self._emit("before_save", meta, record, None)
         now = ctx.now
@@ -197,7 +209,7 @@ class RecordService:
         self._check_writable(meta, payload, "update", before)
         converted = convert(meta, payload, creating=False, current=old)
         self._keep_locked_lines(meta, converted, old_children)
-        ctx = SaveContext(self.session, self.registry, meta.entity, self.now)
+        ctx = self._context(meta, before)
         merged = Converted(
             {**_user_values(meta, old), **converted.values},
             {**_as_rows(old_children), **converted.children},
@@ -360,6 +372,19 @@ def _as_rows(children: Mapping[str, list[dict[str, Any]]]) -> dict[str, list[Con
         name: [Converted(dict(row), row_id=row["id"]) for row in rows]
         for name, rows in children.items()
     }
+
+
+def _file_ids(meta: EntityMeta, record: Mapping[str, Any]) -> set[str]:
+    """Return the ids of the files a record (and its line items) holds."""
+    found: set[str] = set()
+    for fd in meta.entity.fields:
+        if isinstance(fd.kind, AttachmentType):
+            value = record.get(fd.name)
+            found.update(value if isinstance(value, list) else [value] if value else [])
+    for name, child in meta.children:
+        for row in record.get(name) or []:
+            found |= _file_ids(child, row)
+    return found
 
 
 def _same(given: Any, stored: Any) -> bool:

@@ -20,12 +20,25 @@ class SaveContext:
     """Answer field types' questions inside the save's transaction."""
 
     def __init__(
-        self, session: Session, registry: Registry, entity: EntityDef, now: dt.datetime
+        self,
+        session: Session,
+        registry: Registry,
+        entity: EntityDef,
+        now: dt.datetime,
+        *,
+        user_id: int | None = None,
+        any_file: bool = True,
+        kept_files: frozenset[str] = frozenset(),
     ) -> None:
         self.session = session
         self.registry = registry
         self.entity = entity
         self.now = now
+        # Who saves, and which files they may attach: their own uploads and the files the
+        # record already holds (unless `any_file`, for administrators and the system).
+        self.user_id = user_id
+        self.any_file = any_file
+        self.kept_files = kept_files
         # The id of the record (or line item) being computed, None while inserting.
         self.record_id: int | None = None
 
@@ -51,8 +64,18 @@ class SaveContext:
             return {}
         rows = self.session.scalars(sa.select(StoredFile).where(StoredFile.id.in_(ids)))
         return {
-            r.id: {"name": r.name, "size": r.size, "content_type": r.content_type} for r in rows
+            r.id: {
+                "name": r.name,
+                "size": r.size,
+                "content_type": r.content_type,
+                "created_by": r.created_by,
+            }
+            for r in rows
         }
+
+    def may_attach(self, file_id: str, uploaded_by: int | None) -> bool:
+        """Return True when the saving user may put this file on the record."""
+        return self.any_file or file_id in self.kept_files or uploaded_by == self.user_id
 
     def next_in_sequence(self, key: str) -> int:
         """Return the next number of a gap-free sequence.

@@ -228,6 +228,42 @@ def test_only_the_uploader_and_readers_of_a_record_holding_the_file_may_download
     assert client.get(url).status_code == 401
 
 
+def test_only_ones_own_uploads_can_be_attached_and_held_files_stay(sample, people, users):
+    client = sample.test_client()
+    theirs = upload(client, PNG, "别人的.png", "image/png", people["viewer"]).json["id"]
+    mine = upload(client, PNG, "我的.png", "image/png", people["site"]).json["id"]
+    site = {"Authorization": f"Bearer {people['site']}"}
+    project_id = project(sample, "P-8")["id"]
+    refused = client.post(
+        "/api/v1/sample/day_sheet",
+        json={**_sheet_fields(project_id), "photo": theirs},
+        headers=site,
+    )
+    assert refused.status_code == 422
+    assert refused.json["errors"][0]["pointer"] == "/photo"
+    assert refused.json["errors"][0]["code"] == "file_not_yours"
+    # Attaching the other user's file would have let every reader of sheets download it.
+    assert client.get(f"{FILES}/{theirs}", headers=site).status_code == 404
+    created = client.post(
+        "/api/v1/sample/day_sheet", json={**_sheet_fields(project_id), "photo": mine}, headers=site
+    )
+    assert created.status_code == 201, created.json
+    admin = {"Authorization": f"Bearer {users['admin']['token']}"}
+    sheet = client.get(f"/api/v1/sample/day_sheet/{created.json['id']}", headers=admin).json
+    swapped = client.patch(
+        f"/api/v1/sample/day_sheet/{sheet['id']}",
+        json={"photo": theirs, "version": sheet["version"]},
+        headers=admin,
+    )
+    assert swapped.status_code == 200  # an administrator may attach any file
+    kept = client.patch(
+        f"/api/v1/sample/day_sheet/{sheet['id']}",
+        json={"location": "5号楼", "photo": theirs, "version": swapped.json["version"]},
+        headers=site,
+    )
+    assert kept.status_code == 200, kept.json  # the record already holds it
+
+
 def _sheet_fields(project_id: int) -> dict[str, Any]:
     return {"project": project_id, "work_date": "2026-11-20", "location": "3号楼", "lines": []}
 

@@ -34,6 +34,9 @@ class SaveContext(Protocol):
     def file_rows(self, ids: set[str]) -> Mapping[str, Mapping[str, Any]]:
         """Return stored-file metadata keyed by id."""
 
+    def may_attach(self, file_id: str, uploaded_by: int | None) -> bool:
+        """Return True when the saving user may put this file on the record."""
+
 
 class FieldType:
     """Base of every field type; subclasses override what differs."""

@@ -99,6 +99,9 @@ class AttachmentType(FieldType):
             row = rows.get(file_id)
             if row is None:
                 problems.append(FieldError(pointer, "file_missing", {"value": file_id}))
+            elif not ctx.may_attach(file_id, row.get("created_by")):
+                # Attaching someone else's upload would hand its readers the file.
+                problems.append(FieldError(pointer, "file_not_yours", {"value": file_id}))
             else:
                 problems += self._limit_problems(field, pointer, row)
         return problems
