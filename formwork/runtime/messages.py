@@ -51,6 +51,10 @@ _MESSAGES: dict[str, tuple[str, str]] = {
         "Value '{value}' already exists; it must be unique",
     ),
     "read_only": ("只读字段不能修改", "This field is read-only"),
+    "unique_together": (
+        "已有记录使用了相同的 {fields} 组合",
+        "Another record already has the same {fields}",
+    ),
     "file_not_yours": ("只能附加自己上传的文件", "Only files you uploaded can be attached"),
     "read_only_for_role": ("你的角色不能修改此字段", "Your role may not change this field"),
     "rule": ("{message_zh}", "{message_en}"),

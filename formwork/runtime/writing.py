@@ -86,6 +86,7 @@ def check_record(
         errors += field_def.kind.check_stored(field_def, [(path, value)], ctx)
         if field_def.unique and not field_def.kind.system_written:
             errors += _unique_problem(session, meta, field_def.name, value, record_id, path)
+    errors += _unique_together_problems(session, meta, record, record_id, pointer)
     errors += _rule_problems(meta, record, ctx, pointer, record_id)
     for name, child in meta.children:
         for i, row in enumerate(record.get(name, [])):
@@ -101,6 +102,40 @@ def _unique_problem(
         return []
     field_def = meta.entity.field_map[name]
     return [FieldError(path, "unique", {"value": field_def.kind.dump(field_def, value)})]
+
+
+def _unique_together_problems(
+    session: Session,
+    meta: EntityMeta,
+    record: Mapping[str, Any],
+    record_id: int | None,
+    pointer: str,
+) -> list[FieldError]:
+    """Return a problem per unique composite index another record already fills with the
+    same values (checked here so the answer names the fields, not a database error)."""
+    problems = []
+    table = meta.table
+    for index in meta.entity.indexes:
+        if not index.unique:
+            continue
+        values = {name: record.get(name) for name in index.fields if name in table.c}
+        if len(values) < len(index.fields) or any(v is None for v in values.values()):
+            continue  # an empty value never clashes (as on both databases)
+        stored = {n: _stored_value(meta, n, v) for n, v in values.items()}
+        query = sa.select(table.c.id).where(
+            *(table.c[n] == v for n, v in stored.items()), table.c.id != (record_id or 0)
+        )
+        if session.connection().execute(query.limit(1)).first() is not None:
+            shown = ", ".join(index.fields)
+            problems.append(
+                FieldError(f"{pointer}/{index.fields[0]}", "unique_together", {"fields": shown})
+            )
+    return problems
+
+
+def _stored_value(meta: EntityMeta, name: str, value: Any) -> Any:
+    field_def = meta.entity.get_field(name)
+    return field_def.kind.to_db(field_def, value) if field_def is not None else value
 
 
 def _rule_problems(

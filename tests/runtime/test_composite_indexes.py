@@ -481,3 +481,27 @@ def test_applying_definitions_records_and_serves_the_index(sample: Any, session:
     assert apply_definitions(session, "sample", documents) == [f"Remove {added.describe()[4:]}"]
     session.commit()
     assert composite(session.connection(), "sample__project") == set()
+
+
+def test_a_duplicate_in_a_unique_composite_index_is_refused_with_the_fields(
+    sample: Any, session: Any
+) -> None:
+    from formwork.runtime.errors import ValidationFailed
+    from formwork.runtime.records import RecordService
+    from formwork.runtime.security import system_principal
+
+    documents = copy.deepcopy(sample_documents_by_path())
+    project = next(d for p, d in documents.items() if p.endswith("project.json"))
+    project["x-formwork"]["indexes"] = [{"fields": ["name", "status"], "unique": True}]
+    apply_definitions(session, "sample", documents)
+    session.commit()
+    records = RecordService(session, load_registry(session), system_principal())
+    first = records.create("sample.project", {"code": "A", "name": "一号楼", "status": "active"})
+    records.create("sample.project", {"code": "B", "name": "一号楼", "status": "planned"})
+    with pytest.raises(ValidationFailed) as refused:
+        records.create("sample.project", {"code": "C", "name": "一号楼", "status": "active"})
+    [error] = refused.value.errors
+    assert (error.pointer, error.code) == ("/name", "unique_together")
+    assert "name, status" in error.message("en")
+    same = records.update("sample.project", first["id"], {"code": "A2"}, first["version"])
+    assert same["code"] == "A2"  # the record itself is not a duplicate of itself
