@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import datetime as dt
+
+import sqlalchemy as sa
 from flask import Blueprint, Flask, current_app, g, request
 from flask import session as flask_session
 from flask_login import LoginManager, current_user
+from sqlalchemy.orm import Session
 
 from formwork.auth.cache import CachedAuth, PrincipalCache
 from formwork.auth.events import client_ip, user_agent
@@ -20,7 +24,7 @@ from formwork.auth.users import (
     touch_token,
 )
 from formwork.db import get_session
-from formwork.runtime.models import User
+from formwork.runtime.models import SecurityEvent, User
 from formwork.runtime.security import Principal, load_principal
 from formwork.runtime.security_events import record_event
 
@@ -105,7 +109,10 @@ def _token_principal(token: str) -> Principal | None:
     moment = now()
     checked = check_token(session, token, moment)
     if checked.refused is not None or checked.user is None or checked.token is None:
-        _commit_token_event("token.rejected", checked, reason=checked.refused, prefix=token[:10])
+        if checked.user is not None or not _unknown_rejected_lately(session, moment):
+            _commit_token_event(
+                "token.rejected", checked, reason=checked.refused, prefix=token[:10]
+            )
         return None
     principal = load_principal(session, checked.user, request_locale(checked.user))
     if token_due_touch(checked.token, moment):
@@ -115,6 +122,19 @@ def _token_principal(token: str) -> Principal | None:
     valid_for = (expires - moment).total_seconds() if expires is not None else None
     principal_cache().put(key, CachedAuth(principal, checked.scopes, checked.token.id), valid_for)
     return principal
+
+
+def _unknown_rejected_lately(session: Session, moment: dt.datetime) -> bool:
+    """Return True when this address sent an unknown token in the last minute: one event a
+    minute per address is the record, so a flood of guesses is not a flood of writes
+    (expired and revoked tokens, which name their user, are always logged)."""
+    recent = sa.select(SecurityEvent.id).where(
+        SecurityEvent.kind == "token.rejected",
+        SecurityEvent.at > moment - dt.timedelta(minutes=1),
+        SecurityEvent.ip == client_ip(),
+        SecurityEvent.user_id.is_(None),
+    )
+    return session.execute(recent.limit(1)).first() is not None
 
 
 def _commit_token_event(kind: str, checked: TokenCheck, **detail: object) -> None:

@@ -164,3 +164,11 @@ def test_bad_token_form_is_refused(sample, users):
     )
     assert bad.status_code == 400
     assert not re.search(r"fw_[A-Za-z0-9_-]{40,}", bad.text)  # no token was made
+
+
+def test_a_flood_of_unknown_tokens_is_one_event_a_minute_per_address(sample, users):
+    client = sample.test_client()
+    for attempt in range(5):
+        headers = {"Authorization": f"Bearer fw_guess-{attempt}"}
+        assert client.get(API, headers=headers).status_code == 401
+    assert len(events(sample, "token.rejected")) == 1
