@@ -193,10 +193,14 @@ def test_daily_account_summary_matches_the_demo(cons, db):
     assert [r["day"] for r in result.rows] == [
         month.isoformat() for month in sorted(days, reverse=True)
     ]
-    for row in result.rows:
+    running = Decimal(0)
+    for row in reversed(result.rows):  # newest first on screen; the running net is by date
         money_in, money_out = days[dt.date.fromisoformat(row["day"])]
         assert (d(row["money_in"]), d(row["money_out"])) == (money_in, money_out)
         assert d(row["net"]) == money_in - money_out
+        running += money_in - money_out
+        assert d(row["cumulative_net"]) == running
+    assert d(result.totals["cumulative_net"]) == running
 
 
 def test_account_balances_match_the_demo(cons, db):

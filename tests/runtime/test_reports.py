@@ -381,6 +381,7 @@ def test_check_reports_every_problem() -> None:
         document["columns"][4]["expression"] = "__import__('os')"
         document["totals"] = ["nothing"]
         document["chart"]["series"] = ["target", "budget"]
+        document["columns"].append({"name": "balance", "running": "nett"})
 
     def dashboard(document: dict[str, Any]) -> None:
         document["widgets"][0]["column"] = "actul"
@@ -404,6 +405,7 @@ def test_check_reports_every_problem() -> None:
     assert "pack.E033 reports/cost_variance.json#/columns/4/expression" in text
     assert "pack.E032 reports/cost_variance.json#/totals/0" in text
     assert "pack.E032 reports/cost_variance.json#/chart/series/1" in text
+    assert "pack.E032 reports/cost_variance.json#/columns/8/running" in text
     assert "pack.E036 dashboards/overview.json#/widgets/0/column" in text
     assert "pack.E036 dashboards/overview.json#/widgets/1/report: unknown report 'missing'" in text
 

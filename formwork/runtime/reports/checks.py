@@ -150,7 +150,10 @@ def _names(report: ReportDef) -> Iterator[Found]:
                 )
     known = set(report.produced())
     for i, column in enumerate(report.columns):
-        if column.expression is None:
+        if column.running is not None:
+            if column.running not in known:
+                yield f"/columns/{i}/running", NOT_PRODUCED, *_not_produced(column.running, known)
+        elif column.expression is None:
             if column.name not in known:
                 yield f"/columns/{i}/name", NOT_PRODUCED, *_not_produced(column.name, known)
         else:

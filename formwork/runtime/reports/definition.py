@@ -88,6 +88,7 @@ class Column:
     label: Mapping[str, str] | None = None
     expression: str | None = None
     format: str | None = None
+    running: str | None = None  # a running total of that column, in row order
 
 
 @dataclass(frozen=True)
@@ -197,7 +198,9 @@ def parse_report(pack: str, document: Mapping[str, Any]) -> ReportDef:
     first_groups = [g.name for g in aggregates[0].groups] if aggregates else []
     key = tuple(document.get("key") or first_groups)
     columns = tuple(
-        Column(str(c["name"]), c.get("label"), c.get("expression"), c.get("format"))
+        Column(
+            str(c["name"]), c.get("label"), c.get("expression"), c.get("format"), c.get("running")
+        )
         for c in document.get("columns", ())
     ) or _default_columns(datasets, key)
     return ReportDef(

@@ -105,6 +105,7 @@ def run_report(
     visible = [c for c in report.columns if c.name not in dropped]
     styles = [_style(report, row, dropped) for row in rows]
     rows, styles = _sorted(report.sort, rows, styles)
+    _running(report, rows)
     candidates = {*report.produced(), *(c.name for c in report.columns)} - dropped
     numeric = {n for n in candidates if _is_numeric(ctx, report, n, rows)}
     all_totals = _totals(report, rows, numeric, dropped)
@@ -418,8 +419,9 @@ def _totals(
     sums instead (a percentage of totals, not a sum of percentages)."""
     expressions = {c.name: c.expression for c in report.columns if c.expression}
     sums: Row = {}
+    running = {c.name for c in report.columns if c.running}
     for name in numeric:
-        if name in expressions:
+        if name in expressions or name in running:
             continue
         values: list[Any] = [r[name] for r in rows if isinstance(r.get(name), int | Decimal)]
         if values and not any(isinstance(v, bool) for v in values):
@@ -432,4 +434,22 @@ def _totals(
         if column.expression and column.name not in dropped:
             value = _evaluate(column.expression, sums)
             sums[column.name] = value if isinstance(value, int | Decimal | None) else None
+        elif column.running is not None and rows:  # the total of a balance is where it ends
+            last = rows[0] if (report.sort or "").startswith("-") else rows[-1]
+            sums[column.name] = last.get(column.name)
     return sums
+
+
+def _running(report: ReportDef, rows: list[Row]) -> None:
+    """Fill the running-total columns (a daily balance), accumulating in the ascending
+    direction of the report's sort: a newest-first list still sums from its oldest row."""
+    ordered = list(reversed(rows)) if (report.sort or "").startswith("-") else rows
+    for column in report.columns:
+        if column.running is None:
+            continue
+        total: Any = None
+        for row in ordered:
+            value = row.get(column.running)
+            if isinstance(value, int | Decimal) and not isinstance(value, bool):
+                total = value if total is None else total + value
+            row[column.name] = total
