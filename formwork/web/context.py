@@ -95,10 +95,12 @@ def _collect(
         elif isinstance(fd.kind, ReferenceType):
             target = fd.kind.target(fd, meta.entity)
             ids = {r[fd.name] for r in rows if r.get(fd.name) is not None}
-            lookups.targets[fd.name] = target
-            lookups.titles[fd.name] = (
-                record_titles(get_session(), registry(), target, ids) if ids else {}
-            )
+            lookups.targets.setdefault(fd.name, target)
+            # Merged, not replaced: a line item may have a field of the same name (a copy of
+            # the parent's project), and an empty page of lines must not wipe the titles.
+            found = lookups.titles.setdefault(fd.name, {})
+            if ids:
+                found.update(record_titles(get_session(), registry(), target, ids))
     for key in SYSTEM_USER_COLUMNS:
         user_ids.update(r[key] for r in rows if r.get(key) is not None)
 

@@ -551,3 +551,16 @@ def test_report_and_dashboard_pages_render(cons: Any, db: Any, admin: Api) -> No
 def admin_id(session: Any) -> int:
     """Return the id of the test administrator."""
     return int(session.scalar(sa.select(User.id).where(User.username == "t_admin")))
+
+
+def test_the_sheet_list_names_projects_and_crews(cons: Any, db: Any, admin: Api) -> None:
+    from tests.web.conftest import sign_in
+
+    # Lines copy the sheet's project and crew under the same names; the list must still
+    # show the sheets' projects and crews by name, not as #ids.
+    html = sign_in(cons, "t_admin").html("/app/labor/day_sheet")
+    project_names = {p["name"] for p in rows(db, "projects.project")}
+    crew_names = {c["name"] for c in rows(db, "labor.crew")}
+    assert any(name in html for name in project_names)
+    assert any(name in html for name in crew_names)
+    assert not re.search(r">#\d+<", html)
