@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from functools import cached_property
+from functools import cached_property, lru_cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -166,6 +167,21 @@ def qualify(pack: str, ref: str) -> str:
 
 def meta_schema_errors(document: Any) -> list[FieldError]:
     """Return every meta-schema error of an entity document, each with its JSON pointer."""
+    try:
+        text = json.dumps(document, sort_keys=True, ensure_ascii=False)
+    except (TypeError, ValueError):
+        return _meta_schema_errors(document)
+    # A registry is built from the same documents again and again (every definitions
+    # version, every pack check); a document is checked against the meta-schema once.
+    return list(_checked_text(text))
+
+
+@lru_cache(maxsize=1024)
+def _checked_text(text: str) -> tuple[FieldError, ...]:
+    return tuple(_meta_schema_errors(json.loads(text)))
+
+
+def _meta_schema_errors(document: Any) -> list[FieldError]:
     from formwork.runtime import metaschemas
 
     validator = metaschemas.validator("entity.schema.json")  # built once, then cached

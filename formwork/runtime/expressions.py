@@ -24,6 +24,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping
 from datetime import date, datetime
 from decimal import Decimal
 from difflib import get_close_matches
+from functools import lru_cache
 from types import MappingProxyType
 from typing import Any, NamedTuple
 
@@ -218,6 +219,13 @@ def _check_tree(root: ast.expr, source: str) -> None:
 def _parse(expression: str) -> ast.expr:
     if not isinstance(expression, str):
         raise ExpressionError(f"an expression must be text, not {kind_of(expression)}")
+    return _parsed(expression)
+
+
+@lru_cache(maxsize=4096)
+def _parsed(expression: str) -> ast.expr:
+    # Parsed and checked once per text: a computed field or rule runs on every save and
+    # its tree is only read afterwards. (Refusals raise, so they are not cached.)
     if len(expression) > MAX_EXPRESSION_LENGTH:
         raise ExpressionError(
             f"the expression is too long ({len(expression):,} characters; "

@@ -52,14 +52,16 @@ def load_fixtures(
     document: Mapping[str, Any],
     path: str,
     today: dt.date | None = None,
+    registry: Registry | None = None,
 ) -> int:
     """Create or update (by `key`) the records of one fixture file; return how many.
 
-    A users file creates the users it declares that do not exist yet.
+    A users file creates the users it declares that do not exist yet. Pass the `registry`
+    when loading many files against the same definitions (building one is not free).
     """
     if "users" in document:
         return len(ensure_users(session, document["users"]))
-    registry = load_registry(session)
+    registry = registry or load_registry(session)
     key = qualify(pack, document["entity"])
     service = RecordService(session, registry, system_principal())
     table = registry.meta(key).table

@@ -165,9 +165,10 @@ def install_one(session: Session, checked: CheckedPack, options: InstallOptions)
     _save_record(session, checked, record)
     bump_version(session)
     kinds = [k for k, wanted in (("fixtures", options.fixtures), ("demo", options.demo)) if wanted]
+    registry = load_registry(session) if kinds else None  # the definitions are final now
     for kind in kinds:
         for path, document in checked.of_kind(kind):
-            count = load_fixtures(session, name, document, path)
+            count = load_fixtures(session, name, document, path, registry=registry)
             options.report.append(f"{name}: loaded {count} record(s) from {path}")
     options.report.append(f"{name} {verb} {version}")
 
