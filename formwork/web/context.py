@@ -7,6 +7,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+import sqlalchemy as sa
 from flask import current_app, url_for
 
 from formwork.api.context import entity_key, record_service, registry
@@ -16,7 +17,7 @@ from formwork.runtime.errors import NotFound
 from formwork.runtime.fields.relation import ReferenceType, UserType
 from formwork.runtime.records import RecordService
 from formwork.runtime.registry import EntityMeta
-from formwork.runtime.security import Principal
+from formwork.runtime.security import Principal, row_condition
 from formwork.runtime.titles import record_titles, user_names
 from formwork.web.i18n import current_locale
 from formwork.web.layouts import (
@@ -184,3 +185,34 @@ def _pack_label(title: Any, fallback: str, locale: str) -> str:
 def begin_transaction() -> None:
     """Open the database transaction now (savepoints then nest inside it)."""
     get_session().connection()
+
+
+LOOKUP_LIMIT = 10
+
+
+def lookup_options(target: EntityMeta, text: str) -> list[tuple[int, str]]:
+    """Return up to ten (id, title) of the records of `target` the signed-in user may read
+    that match `text` in their search fields (not the hidden ones) or by id."""
+    from formwork.web.filters import quick_search
+
+    who = principal()
+    key = target.entity.key
+    who.require(key, "read")
+    shut = who.hidden_fields(key)
+    title = target.entity.title_field
+    names = tuple(n for n in target.entity.search_fields if n not in shut) or (
+        (title,) if title else ()
+    )
+    table = target.table
+    title_col = table.c[title] if title else table.c.id
+    condition = quick_search(target, names, text)
+    if text.isdigit():
+        id_match = table.c.id == int(text)
+        condition = id_match if condition is None else sa.or_(condition, id_match)
+    where = [] if condition is None else [condition]
+    allowed = row_condition(registry(), who, target, "read")
+    if allowed is not None:
+        where.append(allowed)  # only records the user may read are offered
+    statement = sa.select(table.c.id, title_col).where(*where).order_by(title_col)
+    rows = get_session().execute(statement.limit(LOOKUP_LIMIT)).all()
+    return [(int(r[0]), "" if r[1] is None else str(r[1])) for r in rows]

@@ -6,7 +6,6 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-import sqlalchemy as sa
 from flask import current_app, flash, redirect, render_template, request, url_for
 from flask_babel import gettext as _
 from flask_login import login_required
@@ -19,17 +18,16 @@ from formwork.runtime.errors import Conflict, FieldError, NotFound, ValidationFa
 from formwork.runtime.files import FileStore, FileTooLarge, FileTypeRefused
 from formwork.runtime.registry import EntityMeta
 from formwork.runtime.save_context import SaveContext
-from formwork.runtime.security import row_condition
 from formwork.web import bp
 from formwork.web.context import (
     begin_transaction,
     entity_meta,
     form_for,
+    lookup_options,
     lookups_for,
     principal,
     service,
 )
-from formwork.web.filters import quick_search
 from formwork.web.form_view import section_views
 from formwork.web.forms import (
     FormState,
@@ -44,8 +42,6 @@ from formwork.web.i18n import current_locale
 from formwork.web.layouts import FormLayout
 from formwork.web.tasks import approval_of
 from formwork.web.widgets import widget
-
-LOOKUP_LIMIT = 10
 
 
 @bp.route("/app/<pack>/<entity>/new", methods=["GET", "POST"])
@@ -299,26 +295,6 @@ def lookup(pack: str, entity: str, field: str) -> Any:
     if fd is None or widget(fd).macro != "reference":
         raise NotFound(f"no reference field {field}")
     target_key = fd.kind.target(fd, owner.entity)  # type: ignore[attr-defined]
-    who = principal()
-    who.require(target_key, "read")
-    target = registry().meta(target_key)
     text = (request.args.get("q") or request.args.get("lookup_q") or "").strip()[:100]
-    shut = who.hidden_fields(target_key)
-    names = tuple(n for n in target.entity.search_fields if n not in shut) or (
-        (target.entity.title_field,) if target.entity.title_field else ()
-    )
-    table = target.table
-    title_col = table.c[target.entity.title_field] if target.entity.title_field else table.c.id
-    statement = sa.select(table.c.id, title_col).order_by(title_col).limit(LOOKUP_LIMIT)
-    condition = quick_search(target, names, text)
-    if text.isdigit():
-        id_match = table.c.id == int(text)
-        condition = id_match if condition is None else sa.or_(condition, id_match)
-    if condition is not None:
-        statement = statement.where(condition)
-    allowed = row_condition(registry(), who, target, "read")
-    if allowed is not None:
-        statement = statement.where(allowed)  # only records the user may read are offered
-    rows = get_session().execute(statement).all()
-    options = [(int(r[0]), "" if r[1] is None else str(r[1])) for r in rows]
+    options = lookup_options(registry().meta(target_key), text)
     return render_template("web/_lookup.html", options=options, q=text)

@@ -11,7 +11,6 @@ from decimal import Decimal
 from typing import Any
 from urllib.parse import urlencode
 
-import sqlalchemy as sa
 from flask import Flask, Response, current_app, render_template, request, url_for
 from flask_babel import gettext as _
 from flask_login import login_required
@@ -19,7 +18,6 @@ from flask_login import login_required
 from formwork.api.context import registry
 from formwork.db import get_session
 from formwork.runtime.errors import BadQuery, NotFound, PermissionDenied
-from formwork.runtime.query import Query
 from formwork.runtime.reports import ReportDef, ReportResult, can_read, run_report
 from formwork.runtime.reports.charts import STATUSES, chart_data, number
 from formwork.runtime.reports.definition import (
@@ -34,12 +32,10 @@ from formwork.runtime.reports.store import find_dashboard, find_report, pack_doc
 from formwork.runtime.security import Principal
 from formwork.runtime.titles import record_titles
 from formwork.web import bp
-from formwork.web.context import principal
+from formwork.web.context import lookup_options, principal
 from formwork.web.exports import _csv_lines, _xlsx, safe_text
-from formwork.web.filters import quick_search
 from formwork.web.i18n import current_locale, display_date, display_number, display_zone
 
-LOOKUP_LIMIT = 10
 WIDGET_ROWS = 20
 CACHE_KEY = "formwork.web.report_menu"
 STYLES = {"danger": "table-danger", "warning": "table-warning", "success": "table-success",
@@ -106,23 +102,9 @@ def dashboard_page(pack: str, name: str) -> Any:
 @login_required
 def report_lookup(pack: str, entity: str) -> Any:
     """Return up to ten readable records of an entity matching `lookup_q` (parameter bar)."""
-    key = f"{pack}.{entity}"
-    meta = registry().meta(key)
-    who = principal()
-    who.require(key, "read")
+    meta = registry().meta(f"{pack}.{entity}")
     wanted = (request.args.get("lookup_q") or request.args.get("q") or "").strip()[:100]
-    table = meta.table
-    title = meta.entity.title_field
-    title_col = table.c[title] if title else table.c.id
-    names = meta.entity.search_fields or ((title,) if title else ())
-    hidden = who.hidden_fields(key)
-    condition = quick_search(meta, [n for n in names if n not in hidden], wanted)
-    where = Query(registry(), meta, who).restrict("read")  # the same row rule as lists
-    if condition is not None:
-        where.append(condition)
-    statement = sa.select(table.c.id, title_col).where(*where).order_by(title_col)
-    rows = get_session().execute(statement.limit(LOOKUP_LIMIT)).all()
-    options = [(int(r[0]), "" if r[1] is None else str(r[1])) for r in rows]
+    options = lookup_options(meta, wanted)
     return render_template("web/_lookup.html", options=options, q=wanted)
 
 
