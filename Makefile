@@ -10,7 +10,7 @@ CATALOGS := $(wildcard formwork/translations/*/LC_MESSAGES/messages.po)
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
-.PHONY: install run test lint pytest test-pg clean
+.PHONY: install run test lint pytest pytest-dates test-pg clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -32,8 +32,9 @@ run: install
 	$(BIN)/formwork demo
 	$(BIN)/gunicorn --workers 2 --bind $(HOST):$(PORT) --access-logfile - wsgi:app
 
-## Lint, type-check and run the whole test suite (browser tests only when /usr/bin/chromium exists).
-test: install lint pytest
+## Lint, type-check and run the whole test suite (browser tests only when /usr/bin/chromium exists),
+## then the date-sensitive tests again with the test clock a year ahead (a time bomb fails there).
+test: install lint pytest pytest-dates
 
 lint: install
 	$(BIN)/ruff check formwork tests bench scripts wsgi.py
@@ -42,6 +43,9 @@ lint: install
 
 pytest: install
 	$(BIN)/pytest
+
+pytest-dates: install
+	FORMWORK_TEST_CLOCK_SHIFT_DAYS=365 $(BIN)/pytest -m dates
 
 ## The suite against PostgreSQL on 127.0.0.1:5432 (database `test`).
 test-pg: install

@@ -23,7 +23,7 @@ from sqlalchemy.orm import Session
 from formwork.app import create_app
 from formwork.auth.scopes import SCOPES
 from formwork.auth.users import create_token, create_user
-from formwork.db import create_system_tables
+from formwork.runtime.database import create_system_tables
 from formwork.runtime.models import User
 
 BENCH_USER = "bench_admin"
@@ -40,12 +40,12 @@ def make_app(folder: Path, database_url: str | None = None, *, ttl: float = 2.0)
 
 def engine_of(app: Flask) -> sa.Engine:
     """Return the app's engine."""
-    return app.extensions["formwork.engine"]  # type: ignore[no-any-return]
+    return app.extensions["formwork"].engine  # type: ignore[no-any-return]
 
 
 def open_session(app: Flask) -> Session:
     """Return a new session from the app's session factory (the caller closes it)."""
-    return app.extensions["formwork.sessions"]()  # type: ignore[no-any-return]
+    return app.extensions["formwork"].sessions()  # type: ignore[no-any-return]
 
 
 def reset_postgres(url: str) -> None:

@@ -30,7 +30,7 @@ import sqlalchemy as sa
 from _common import print_table, reset_postgres, verdict
 from sqlalchemy.orm import Session, sessionmaker
 
-from formwork.db import create_system_tables, make_engine
+from formwork.runtime.database import create_system_tables, make_engine
 from formwork.runtime.packs import InstallOptions, install_packs, read_pack
 from formwork.runtime.registry import load_registry
 

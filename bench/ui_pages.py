@@ -106,7 +106,7 @@ def fill(app: Any, rows: int) -> None:
     from formwork.runtime.registry import load_registry
 
     engine = engine_of(app)
-    with app.extensions["formwork.sessions"]() as session:
+    with app.extensions["formwork"].sessions() as session:
         registry = load_registry(session)
     site, crew, ticket = (registry.meta(f"bench.{n}").table for n in ("site", "crew", "ticket"))
     with engine.begin() as conn:

@@ -7,11 +7,10 @@ from typing import Any
 from flask import Flask, request
 from flask_wtf import CSRFProtect
 
-from formwork import api, auth, cli, db, hardening, web
+from formwork import api, auth, cli, context, hardening, web
 from formwork.api.problems import problem
 from formwork.config import load_config
-from formwork.runtime.events import EventBus
-from formwork.runtime.registry import RegistryCache
+from formwork.runtime.kernel import build_kernel
 
 
 def create_app(config: dict[str, Any] | None = None) -> Flask:
@@ -21,9 +20,7 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     app.config.update(settings)
     hardening.init_app(app)  # first: its limits run before CSRFProtect reads the form
     CSRFProtect(app)
-    db.init_app(app)
-    app.extensions["formwork.registry"] = RegistryCache(app.config["REGISTRY_TTL"])
-    app.extensions["formwork.events"] = EventBus()
+    context.init_app(app, build_kernel(app.config))
     auth.init_app(app)
     api.init_app(app)
     web.init_app(app)

@@ -19,7 +19,8 @@ from formwork.auth.users import (
     is_admin_present,
 )
 from formwork.cli_users import user_group
-from formwork.db import create_system_tables, get_session
+from formwork.context import get_session, kernel
+from formwork.runtime.database import create_system_tables
 from formwork.runtime.errors import DefinitionInvalid, DestructiveChange, ValidationFailed
 from formwork.runtime.registry import load_registry
 from formwork.runtime.role_admin import set_permissions
@@ -52,7 +53,7 @@ def init_app(app: Flask) -> None:
 @with_appcontext
 def init_command() -> None:
     """Create the platform tables and the first admin (password printed and kept in instance/)."""
-    create_system_tables(current_app.extensions["formwork.engine"])
+    create_system_tables(kernel().engine)
     session = get_session()
     ensure_role(session, ADMIN_ROLE, {"zh-CN": "管理员", "en": "Administrator"})
     password_file = Path(current_app.config["INSTANCE_PATH"]) / PASSWORD_FILE
@@ -175,7 +176,7 @@ def entity_apply(pack: str, files: tuple[str, ...], confirm: bool, keep_missing:
         session.rollback()
         raise click.ClickException(_problems(exc)) from exc
     session.commit()
-    current_app.extensions["formwork.registry"].invalidate()
+    kernel().definitions_changed()
     click.echo("\n".join(done) if done else "nothing to change")
 
 
@@ -200,7 +201,7 @@ def entity_check(pack: str, files: tuple[str, ...]) -> None:
 @with_appcontext
 def entity_list() -> None:
     """List the installed entities."""
-    registry = current_app.extensions["formwork.registry"].get(get_session())
+    registry = kernel().registry(get_session())
     for entity in registry.entities.values():
         click.echo(f"{entity.key}\t{entity.label('zh-CN')}\t{entity.label('en')}")
 
@@ -220,15 +221,10 @@ def _problems(exc: Any) -> str:
 @with_appcontext
 def worker_command(interval: float, once: bool) -> None:
     """Fire due workflow timers (run several against PostgreSQL; one with SQLite)."""
-    from formwork.api.workflow import runtime
     from formwork.runtime.workflow.worker import run_worker
 
-    cache = current_app.extensions["formwork.registry"]
     click.echo(f"formwork worker: firing due timers every {interval:g} s")
-    run_worker(
-        current_app.extensions["formwork.sessions"], runtime(), cache.get,
-        current_app.extensions["formwork.events"], interval, once,
-    )  # fmt: skip
+    run_worker(kernel(), interval, once)
 
 
 @click.group("process")

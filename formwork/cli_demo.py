@@ -14,7 +14,7 @@ from sqlalchemy.orm import Session
 
 from formwork.auth.users import set_password
 from formwork.cli_packs import FAILURES, _explain
-from formwork.db import get_session
+from formwork.context import get_session, kernel
 from formwork.runtime.models import User
 from formwork.runtime.packs import InstallOptions, install_packs, read_pack
 from formwork.runtime.packs.manifest import read_manifest
@@ -73,7 +73,7 @@ def demo_command(folder: Path) -> None:
         wanted = demo_usernames(sources)
         existing = set(session.scalars(sa.select(User.username).where(User.username.in_(wanted))))
         before = pack_state(session)
-        report = install_packs(session, sources, InstallOptions(demo=True))
+        report = install_packs(session, sources, InstallOptions(demo=True, clock=kernel().clock))
         for kind, detail in pack_changes(before, pack_state(session)):
             record_cli_event(session, kind, **detail)
         created = [name for name in wanted if name not in existing]
@@ -82,7 +82,7 @@ def demo_command(folder: Path) -> None:
         session.rollback()
         raise click.ClickException(_explain(exc)) from exc
     session.commit()
-    current_app.extensions["formwork.registry"].invalidate()
+    kernel().definitions_changed()
     click.echo("\n".join(report))
     _announce(created, password)
 

@@ -9,10 +9,9 @@ from pathlib import Path
 from typing import Any
 
 import click
-from flask import current_app
 from flask.cli import with_appcontext
 
-from formwork.db import get_session
+from formwork.context import get_session, kernel
 from formwork.runtime.errors import DefinitionInvalid, DestructiveChange, ValidationFailed
 from formwork.runtime.packs import (
     InstallOptions,
@@ -75,7 +74,7 @@ def _transaction(func: Callable[..., list[str] | str]) -> Callable[..., None]:
             session.rollback()
             raise click.ClickException(_explain(exc)) from exc
         session.commit()
-        current_app.extensions["formwork.registry"].invalidate()
+        kernel().definitions_changed()
         click.echo("\n".join(result) if isinstance(result, list) else result)
 
     return run
@@ -125,7 +124,7 @@ def pack_check(path: str) -> None:
 
 
 def _options(demo: bool, confirm: bool, resolution: str | None) -> InstallOptions:
-    return InstallOptions(demo=demo, confirm=confirm, resolution=resolution)
+    return InstallOptions(demo=demo, confirm=confirm, resolution=resolution, clock=kernel().clock)
 
 
 @pack_group.command("install")

@@ -9,7 +9,6 @@ from functools import wraps
 from typing import Any
 
 import click
-from flask import current_app
 from flask.cli import with_appcontext
 
 from formwork.auth.login import unlock
@@ -27,7 +26,7 @@ from formwork.auth.users import (
     set_active,
     set_password,
 )
-from formwork.db import get_session
+from formwork.context import get_session, kernel
 from formwork.runtime.security_events import record_cli_event
 
 
@@ -44,7 +43,7 @@ def _committed(func: Callable[..., str]) -> Callable[..., None]:
             raise click.ClickException(str(exc)) from exc
         session.commit()
         # Users, sessions and tokens changed: no cached principal may outlive that.
-        current_app.extensions["formwork.principals"].clear()
+        kernel().principals.clear()
         click.echo(message)
 
     return run

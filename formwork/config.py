@@ -48,6 +48,10 @@ def load_config(overrides: dict[str, Any] | None = None) -> dict[str, Any]:
         "REGISTRY_TTL": float(os.environ.get("FORMWORK_REGISTRY_TTL", "2")),
         "PRINCIPAL_TTL": float(os.environ.get("FORMWORK_PRINCIPAL_TTL", "5")),
         "BABEL_DEFAULT_LOCALE": "zh_CN",
+        # The company's time zone: what "today" means in reports, demo data and forms.
+        "DISPLAY_TIMEZONE": os.environ.get("FORMWORK_TIME_ZONE", "Asia/Shanghai"),
+        # The kernel's clock: empty for the wall, or a fixed ISO moment (reproducible demos).
+        "CLOCK": os.environ.get("FORMWORK_CLOCK", ""),
     }
     config.update(overrides or {})
     config.setdefault("SECRET_KEY", secret_key(folder))

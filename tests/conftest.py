@@ -3,6 +3,7 @@ FORMWORK_TEST_DATABASE_URL says so), users, tokens and the sample entities."""
 
 from __future__ import annotations
 
+import datetime as dt
 import glob
 import json
 import os
@@ -18,13 +19,15 @@ from flask.testing import FlaskClient
 from formwork.app import create_app
 from formwork.auth.scopes import SCOPES
 from formwork.auth.users import create_token, create_user, grant
-from formwork.db import create_system_tables
+from formwork.runtime.clock import Clock
+from formwork.runtime.database import create_system_tables
 from formwork.runtime.registry import load_registry
 from formwork.runtime.schema import apply_definitions
 
 HERE = Path(__file__).parent
 SAMPLE = HERE / "entities" / "sample"
 PASSWORD = "Secret-pass-1"
+TEST_NOW = dt.datetime(2026, 3, 16, 2, 0, tzinfo=dt.UTC)  # 10:00 in Beijing
 
 
 def database_url(tmp_path: Path) -> str:
@@ -47,9 +50,23 @@ def sample_documents() -> dict[str, Any]:
     }
 
 
+def test_now() -> dt.datetime:
+    """Return the moment every test app's clock starts at: a fixed Monday morning in
+    Beijing, moved by FORMWORK_TEST_CLOCK_SHIFT_DAYS (`make test` runs the date-sensitive
+    tests a second time a year ahead, so a test that assumes what day it is fails there)."""
+    shift = int(os.environ.get("FORMWORK_TEST_CLOCK_SHIFT_DAYS", "0"))
+    return TEST_NOW + dt.timedelta(days=shift)
+
+
+def test_today() -> dt.date:
+    """Return the test clock's day in Beijing (what `@today` means to the apps under test)."""
+    return Clock(test_now()).today()
+
+
 def make_test_app(folder: Path) -> Flask:
     """Return an app on an empty database (in `folder`, or the PostgreSQL test database)
-    with the platform tables, and caches that never serve a stale registry or principal."""
+    with the platform tables, a fixed clock (`test_now()`), and caches that never serve a
+    stale registry or principal."""
     app = create_app(
         {
             "INSTANCE_PATH": str(folder / "instance"),
@@ -57,9 +74,10 @@ def make_test_app(folder: Path) -> Flask:
             "TESTING": True,
             "REGISTRY_TTL": 0.0,
             "PRINCIPAL_TTL": 0.0,
+            "CLOCK": Clock(test_now()),
         }
     )
-    create_system_tables(app.extensions["formwork.engine"])
+    create_system_tables(app.extensions["formwork"].engine)
     return app
 
 
@@ -68,13 +86,19 @@ def app(tmp_path: Path) -> Iterator[Flask]:
     """Return an app on an empty database with the platform tables."""
     app = make_test_app(tmp_path)
     yield app
-    app.extensions["formwork.engine"].dispose()
+    app.extensions["formwork"].engine.dispose()
+
+
+@pytest.fixture
+def clock(app: Flask) -> Clock:
+    """Return the app's kernel clock (fixed at `test_now()`; a test may move it on)."""
+    return app.extensions["formwork"].clock  # type: ignore[no-any-return]
 
 
 @pytest.fixture
 def session(app: Flask) -> Iterator[Any]:
     """Return a session bound to the app's engine."""
-    session = app.extensions["formwork.sessions"]()
+    session = app.extensions["formwork"].sessions()
     yield session
     session.close()
 

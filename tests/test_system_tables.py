@@ -8,7 +8,7 @@ from pathlib import Path
 
 import sqlalchemy as sa
 
-from formwork.db import create_system_tables, make_engine
+from formwork.runtime.database import create_system_tables, make_engine
 from formwork.runtime.models import RolePermission
 from tests.conftest import database_url
 

@@ -1,4 +1,4 @@
-"""What API views need from the app: the session, the registry and a record service."""
+"""What API views need besides the kernel: the caller's record service and the JSON body."""
 
 from __future__ import annotations
 
@@ -8,38 +8,18 @@ from typing import Any
 from flask import current_app, request
 from werkzeug.exceptions import RequestEntityTooLarge, UnsupportedMediaType
 
+from formwork import context
 from formwork.auth import current_principal
-from formwork.db import get_session
-from formwork.runtime.errors import FieldError, NotFound, ValidationFailed
+from formwork.runtime.errors import FieldError, ValidationFailed
 from formwork.runtime.packs.source import load_json
 from formwork.runtime.records import RecordService
-from formwork.runtime.registry import Registry
-
-
-def registry() -> Registry:
-    """Return the current registry of effective definitions."""
-    return current_app.extensions["formwork.registry"].get(get_session())  # type: ignore[no-any-return]
 
 
 def record_service() -> RecordService:
     """Return a record service for the request's principal."""
     principal = current_principal()
     assert principal is not None  # the API's before_request refused anonymous calls
-    return RecordService(
-        get_session(), registry(), principal, current_app.extensions["formwork.events"]
-    )
-
-
-def entity_key(pack: str, entity: str) -> str:
-    """Return the key of an existing, top-level entity, or raise NotFound."""
-    key = f"{pack}.{entity}"
-    current = registry()
-    meta = current.meta(key)
-    if not current.is_enabled(key):
-        raise NotFound(f"pack '{pack}' is switched off")
-    if meta.entity.child_of:
-        raise NotFound(f"'{key}' holds line items; reach them through their parent")
-    return key
+    return context.record_service(principal)
 
 
 def json_body() -> Any:

@@ -12,9 +12,9 @@ from typing import Any
 from flask import current_app, jsonify, request, send_file
 
 from formwork.api import bp
-from formwork.api.context import record_service, registry
+from formwork.api.context import record_service
 from formwork.auth import current_principal
-from formwork.db import get_session
+from formwork.context import get_session, registry
 from formwork.hardening import FILE_CSP
 from formwork.runtime.errors import FieldError, NotFound, PermissionDenied, ValidationFailed
 from formwork.runtime.files import (

@@ -9,8 +9,8 @@ from apispec import APISpec
 from flask import jsonify
 
 from formwork.api import bp
-from formwork.api.context import registry
 from formwork.api.openapi_platform import platform_paths, platform_schemas, problems
+from formwork.context import registry
 from formwork.runtime.query import OPERATORS
 from formwork.runtime.registry import EntityMeta
 

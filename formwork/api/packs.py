@@ -4,13 +4,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import Response, current_app, jsonify, request
+from flask import Response, jsonify, request
 
 from formwork.api import bp
 from formwork.api.context import json_body
 from formwork.auth import current_principal, principal_cache
 from formwork.auth.events import record_request_event
-from formwork.db import get_session
+from formwork.context import get_session, kernel
 from formwork.runtime.errors import FieldError, PermissionDenied, ValidationFailed
 from formwork.runtime.packs import (
     InstallOptions,
@@ -55,7 +55,7 @@ def _upload() -> Any:
 
 def _done(lines: list[str] | str, status: int = 200) -> Any:
     get_session().commit()
-    current_app.extensions["formwork.registry"].invalidate()
+    kernel().definitions_changed()
     principal_cache().clear()  # roles and grants may have changed
     return jsonify(report=lines if isinstance(lines, list) else [lines]), status
 
@@ -90,7 +90,10 @@ def packs_check() -> Any:
 def packs_install() -> Any:
     """Install or upgrade from an uploaded zip (`?demo=1&confirm=1&resolution=…`)."""
     options = InstallOptions(
-        demo=_flag("demo"), confirm=_flag("confirm"), resolution=request.args.get("resolution")
+        demo=_flag("demo"),
+        confirm=_flag("confirm"),
+        resolution=request.args.get("resolution"),
+        clock=kernel().clock,
     )
     source, session = _upload(), get_session()
     before = pack_state(session)

@@ -7,8 +7,8 @@ from typing import Any
 from flask import jsonify, request, url_for
 
 from formwork.api import bp
-from formwork.api.context import entity_key, json_body, record_service, registry
-from formwork.db import get_session
+from formwork.api.context import json_body, record_service
+from formwork.context import entity_key, get_session, registry
 from formwork.runtime.aggregate import MAX_GROUPS, aggregate, check_params
 from formwork.runtime.audit import history
 from formwork.runtime.errors import FieldError, ValidationFailed

@@ -6,15 +6,13 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
-from flask import current_app, jsonify, request
+from flask import jsonify, request
 
 from formwork.api import bp
-from formwork.api.context import registry
 from formwork.auth import current_principal
-from formwork.db import get_session
+from formwork.context import clock, get_session, registry
 from formwork.runtime.errors import NotFound
 from formwork.runtime.reports import ReportResult, run_report
-from formwork.runtime.reports.definition import today_in
 from formwork.runtime.reports.labels import as_json, titles_of
 from formwork.runtime.reports.store import find_report
 
@@ -32,8 +30,8 @@ def report_api(pack: str, name: str) -> Any:
 
 
 def _today() -> dt.date:
-    # The display time zone the pages use (formwork/web/i18n.py sets its default).
-    return today_in(str(current_app.config.get("DISPLAY_TIMEZONE", "Asia/Shanghai")))
+    # The kernel's clock, in the company's time zone (the pages use the same day).
+    return clock().today()
 
 
 def report_json(result: ReportResult) -> dict[str, Any]:

@@ -5,13 +5,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import current_app, jsonify
+from flask import jsonify
 
 from formwork.api import bp
-from formwork.api.context import json_body, registry
+from formwork.api.context import json_body
 from formwork.auth import current_principal, principal_cache
 from formwork.auth.events import record_request_event
-from formwork.db import get_session
+from formwork.context import get_session, kernel, registry
 from formwork.runtime import role_admin
 from formwork.runtime.errors import FieldError, PermissionDenied, ValidationFailed
 
@@ -34,7 +34,7 @@ def _changed(kind: str, **detail: Any) -> None:
     record_request_event(kind, **detail)
     get_session().commit()
     principal_cache().clear()  # grants are part of every cached principal
-    current_app.extensions["formwork.registry"].invalidate()
+    kernel().definitions_changed()
 
 
 @bp.get("/roles")

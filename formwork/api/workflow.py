@@ -6,13 +6,13 @@ import datetime as dt
 from collections.abc import Callable
 from typing import Any
 
-from flask import current_app, jsonify, request, url_for
-from flask.blueprints import BlueprintSetupState
+from flask import jsonify, request, url_for
 
+from formwork import context
 from formwork.api import bp
-from formwork.api.context import json_body, record_service, registry
+from formwork.api.context import json_body, record_service
 from formwork.auth import current_principal
-from formwork.db import get_session
+from formwork.context import get_session, registry
 from formwork.runtime.errors import (
     BadQuery,
     FieldError,
@@ -25,24 +25,11 @@ from formwork.runtime.workflow import actions, views
 from formwork.runtime.workflow.context import StepFailed
 from formwork.runtime.workflow.deploy import deploy
 from formwork.runtime.workflow.models import ProcessInstance
-from formwork.runtime.workflow.service import WorkflowRuntime, WorkflowService, record_failure
+from formwork.runtime.workflow.service import WorkflowService, record_failure
 from formwork.runtime.workflow.tasks import get_row, inbox
 
 MAX_QUERY_INT = 2**31 - 1  # an INTEGER column; ids are BIGINT
 INT_ARGS = {"page": MAX_QUERY_INT, "per_page": MAX_QUERY_INT, "record_id": 2**63 - 1}
-
-
-def runtime() -> WorkflowRuntime:
-    """Return the app's workflow runtime."""
-    return current_app.extensions["formwork.workflow"]  # type: ignore[no-any-return]
-
-
-@bp.record_once
-def _set_up(state: BlueprintSetupState) -> None:
-    """Give the app its workflow runtime and guard its records in approval."""
-    found = WorkflowRuntime()
-    state.app.extensions["formwork.workflow"] = found
-    found.guard.subscribe(state.app.extensions["formwork.events"])
 
 
 def _principal() -> Principal:
@@ -53,13 +40,7 @@ def _principal() -> Principal:
 
 def workflow_service() -> WorkflowService:
     """Return a workflow service for the request's principal."""
-    return WorkflowService(
-        get_session(),
-        _principal(),
-        runtime(),
-        registry(),
-        current_app.extensions["formwork.events"],
-    )
+    return context.workflow_service(_principal())
 
 
 def _body() -> dict[str, Any]:
@@ -89,7 +70,7 @@ def _committed(
 
 
 def _now() -> dt.datetime:
-    return dt.datetime.now(dt.UTC)
+    return context.clock().now()
 
 
 def _query_args() -> dict[str, str]:
@@ -240,7 +221,7 @@ def deploy_view() -> Any:
         entities=list(registry().entities),
     )  # fmt: skip
     session.commit()
-    runtime().guard.forget()
+    context.kernel().definitions_changed()
     return jsonify(views.definition_json(row)), 201 if created else 200
 
 

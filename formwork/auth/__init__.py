@@ -5,12 +5,11 @@ from __future__ import annotations
 import datetime as dt
 
 import sqlalchemy as sa
-from flask import Blueprint, Flask, current_app, g, request
+from flask import Blueprint, Flask, g, request
 from flask import session as flask_session
 from flask_login import LoginManager, current_user
 from sqlalchemy.orm import Session
 
-from formwork.auth.cache import CachedAuth, PrincipalCache
 from formwork.auth.events import client_ip, user_agent
 from formwork.auth.scopes import required_scope
 from formwork.auth.sessions import LoginUser, session_epoch, session_is_fresh, session_matches
@@ -23,8 +22,9 @@ from formwork.auth.users import (
     token_due_touch,
     touch_token,
 )
-from formwork.db import get_session
+from formwork.context import get_session, kernel
 from formwork.runtime.models import SecurityEvent, User
+from formwork.runtime.principals import CachedAuth, PrincipalCache
 from formwork.runtime.security import Principal, load_principal
 from formwork.runtime.security_events import record_event
 
@@ -47,7 +47,6 @@ def init_app(app: Flask) -> None:
     from formwork.auth import account, admin, views  # noqa: F401  (routes register on import)
 
     harden(app)
-    app.extensions["formwork.principals"] = PrincipalCache(app.config["PRINCIPAL_TTL"])
     manager = LoginManager(app)
     manager.login_view = "auth.login"
     manager.user_loader(_load_user)
@@ -84,7 +83,7 @@ def current_principal() -> Principal | None:
 
 def principal_cache() -> PrincipalCache:
     """Return the app's principal cache."""
-    return current_app.extensions["formwork.principals"]  # type: ignore[no-any-return]
+    return kernel().principals
 
 
 def scope_refusal() -> str | None:

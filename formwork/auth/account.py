@@ -20,7 +20,7 @@ from formwork.auth.users import (
     logout_everywhere,
     revoke_token,
 )
-from formwork.db import get_session
+from formwork.context import get_session
 from formwork.runtime.models import User
 
 

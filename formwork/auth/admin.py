@@ -11,7 +11,7 @@ from flask_login import login_required
 
 from formwork.api import bp as api_bp
 from formwork.auth import bp, current_principal
-from formwork.db import get_session
+from formwork.context import get_session
 from formwork.runtime.errors import FieldError, PermissionDenied, ValidationFailed
 from formwork.runtime.security_events import KINDS, EventFilter, event_as_dict, list_events
 

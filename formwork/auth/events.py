@@ -6,7 +6,7 @@ from typing import Any
 
 from flask import g, has_request_context, request
 
-from formwork.db import get_session
+from formwork.context import get_session
 from formwork.runtime.security_events import record_event
 
 

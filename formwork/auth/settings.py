@@ -5,14 +5,12 @@ from __future__ import annotations
 
 import datetime as dt
 import os
-from collections.abc import Callable
 from typing import Any
 
 from flask import Flask, current_app
 from werkzeug.middleware.proxy_fix import ProxyFix
 
 from formwork.auth.login import LoginLimits
-from formwork.runtime.models import utcnow
 
 # app config key -> (environment variable, default)
 DEFAULTS: dict[str, tuple[str, Any]] = {
@@ -72,6 +70,7 @@ def login_limits() -> LoginLimits:
 
 
 def now() -> dt.datetime:
-    """Return the current time (AUTH_CLOCK in the config lets tests move time on)."""
-    clock: Callable[[], dt.datetime] = current_app.config.get("AUTH_CLOCK") or utcnow
-    return clock()
+    """Return the current time from the kernel's clock (tests move it on)."""
+    from formwork.context import clock
+
+    return clock().now()

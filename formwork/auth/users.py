@@ -18,7 +18,8 @@ from werkzeug.security import check_password_hash, generate_password_hash
 from formwork.auth.errors import PasswordRejected, UserError
 from formwork.auth.passwords import MIN_PASSWORD, check_password_policy
 from formwork.auth.scopes import DEFAULT_SCOPES, normalise_scopes
-from formwork.runtime.models import ApiToken, Role, RolePermission, User, UserRole, utcnow
+from formwork.runtime.clock import session_clock
+from formwork.runtime.models import ApiToken, Role, RolePermission, User, UserRole
 from formwork.runtime.security import ACTIONS, ADMIN_ROLE
 
 __all__ = ["MIN_PASSWORD", "PasswordRejected", "UserError", "check_password_policy"]
@@ -96,7 +97,7 @@ def create_user(
         display_name=display_name or username,
         email=email,
         password_hash=hash_password(password),
-        password_changed_at=utcnow(),
+        password_changed_at=session_clock(session).now(),
     )
     session.add(user)
     session.flush()
@@ -170,7 +171,7 @@ def create_token(
             name=name[:100],
             prefix=token[:10],
             token_hash=hash_token(token),
-            expires_at=utcnow() + dt.timedelta(days=days),
+            expires_at=session_clock(session).now() + dt.timedelta(days=days),
             scopes=normalise_scopes(scopes),
         )
     )
@@ -212,7 +213,7 @@ def check_token(session: Session, token: str, now: dt.datetime | None = None) ->
     expires = as_utc(found.expires_at)
     if found.revoked_at is not None:
         return TokenCheck(user, found, "revoked")
-    if expires is not None and expires <= (now or utcnow()):
+    if expires is not None and expires <= (now or session_clock(session).now()):
         return TokenCheck(user, found, "expired")
     if not user.is_active:
         return TokenCheck(user, found, "inactive")
@@ -238,7 +239,7 @@ def touch_token(session: Session, token_id: int, now: dt.datetime | None = None)
 
     One conditional UPDATE, so two workers seeing the same token cannot both claim the minute.
     """
-    now = now or utcnow()
+    now = now or session_clock(session).now()
     result = session.execute(
         sa.update(ApiToken)
         .where(
@@ -270,7 +271,7 @@ def revoke_token(
     if token is None or (owner is not None and token.user_id != owner.id):
         raise UserError(f"no token {token_id}")
     if token.revoked_at is None:
-        token.revoked_at = now or utcnow()
+        token.revoked_at = now or session_clock(session).now()
     session.flush()
     return token
 
@@ -287,7 +288,7 @@ def set_password(session: Session, user: User, password: str) -> None:
     """Set a new password (policy checked) and end the user's other sessions."""
     check_password_policy(password, user.username)
     user.password_hash = hash_password(password)
-    user.password_changed_at = utcnow()
+    user.password_changed_at = session_clock(session).now()
     user.session_epoch = (user.session_epoch or 0) + 1
     session.flush()
 
@@ -319,7 +320,7 @@ def logout_everywhere(
         result = session.execute(
             sa.update(ApiToken)
             .where(ApiToken.user_id == user.id, ApiToken.revoked_at.is_(None))
-            .values(revoked_at=now or utcnow())
+            .values(revoked_at=now or session_clock(session).now())
             .execution_options(synchronize_session="fetch")
         )
         revoked = int(getattr(result, "rowcount", 0) or 0)

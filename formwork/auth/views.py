@@ -14,7 +14,7 @@ from formwork.auth.forms import LoginForm
 from formwork.auth.login import LoginAttempt, sign_in
 from formwork.auth.sessions import end_session, start_session
 from formwork.auth.settings import login_limits, now
-from formwork.db import get_session
+from formwork.context import get_session
 
 
 @bp.route("/login", methods=["GET", "POST"])

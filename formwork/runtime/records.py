@@ -16,6 +16,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from formwork.runtime.audit import diff, record_audit
+from formwork.runtime.clock import Clock, clock_for
 from formwork.runtime.errors import (
     Conflict,
     FieldError,
@@ -50,18 +51,19 @@ class RecordService:
         registry: Registry,
         principal: Principal,
         events: EventBus | None = None,
-        now: dt.datetime | None = None,
+        clock: Clock | dt.datetime | None = None,
     ) -> None:
         self.session = session
         self.registry = registry
         self.principal = principal
         self.events = events or EventBus()
-        self._now = now
+        # The kernel's clock; a datetime fixes the moment (a workflow step's own).
+        self.clock = clock_for(session, clock)
 
     @property
     def now(self) -> dt.datetime:
-        """Return the moment used for timestamps (fixed when the service was given one)."""
-        return self._now or dt.datetime.now(dt.UTC)
+        """Return the moment used for timestamps, from the service's clock."""
+        return self.clock.now()
 
     def _meta(self, key: str, action: str) -> EntityMeta:
         meta = self.registry.meta(key)
@@ -91,6 +93,7 @@ class RecordService:
             self.registry,
             meta.entity,
             self.now,
+            local_now=self.clock.local_now(),
             user_id=self.principal.user_id,
             any_file=self.principal.is_admin,
             kept_files=frozenset(_file_ids(meta, before or {})),

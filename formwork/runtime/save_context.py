@@ -29,11 +29,15 @@ class SaveContext:
         user_id: int | None = None,
         any_file: bool = True,
         kept_files: frozenset[str] = frozenset(),
+        local_now: dt.datetime | None = None,
     ) -> None:
         self.session = session
         self.registry = registry
         self.entity = entity
         self.now = now
+        # The same moment in the company's time zone: what today() and date-stamped
+        # numbers (DW-{YYYYMMDD}) mean to the people who use them.
+        self.local_now = local_now or now
         # Who saves, and which files they may attach: their own uploads and the files the
         # record already holds (unless `any_file`, for administrators and the system).
         self.user_id = user_id

@@ -15,7 +15,8 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
-from formwork.runtime.models import PackRecord, SecurityEvent, utcnow
+from formwork.runtime.clock import session_clock
+from formwork.runtime.models import PackRecord, SecurityEvent
 
 KINDS = (
     "login.success",
@@ -63,7 +64,7 @@ def record_event(
         raise ValueError(f"unknown security event kind '{kind}'; use one of {', '.join(KINDS)}")
     session.add(
         SecurityEvent(
-            at=at or utcnow(),
+            at=at or session_clock(session).now(),
             kind=kind,
             user_id=user_id,
             username=username[:64] if username else None,

@@ -149,7 +149,7 @@ def _rule_problems(
     for i, rule in enumerate(meta.entity.rules):
         try:
             names = {**record, "id": record_id}  # sum_of/count_of rules leave the record out
-            ok = evaluate(rule["expression"], names, now=ctx.now, lookups=ctx.lookups())
+            ok = evaluate(rule["expression"], names, now=ctx.local_now, lookups=ctx.lookups())
         except ExpressionError as exc:
             errors.append(
                 FieldError(f"{pointer}/x-formwork/rules/{i}", "expression", {"detail": str(exc)})

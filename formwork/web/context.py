@@ -10,9 +10,8 @@ from typing import Any
 import sqlalchemy as sa
 from flask import current_app, url_for
 
-from formwork.api.context import entity_key, record_service, registry
 from formwork.auth import current_principal
-from formwork.db import get_session
+from formwork.context import entity_key, get_session, record_service, registry
 from formwork.runtime.errors import NotFound
 from formwork.runtime.fields.relation import ReferenceType, UserType
 from formwork.runtime.records import RecordService
@@ -64,7 +63,7 @@ def list_for(meta: EntityMeta) -> ListLayout:
 
 def service() -> RecordService:
     """Return a record service for the signed-in user."""
-    return record_service()
+    return record_service(principal())
 
 
 def reference_target(meta: EntityMeta, name: str) -> str:

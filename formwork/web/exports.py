@@ -17,8 +17,7 @@ from flask import Response, stream_with_context
 from openpyxl import Workbook
 from openpyxl.cell import WriteOnlyCell
 
-from formwork.api.context import registry
-from formwork.db import get_session
+from formwork.context import clock, get_session, registry
 from formwork.runtime.query import Query
 from formwork.runtime.registry import EntityMeta
 from formwork.runtime.writing import dump_record, from_row
@@ -82,7 +81,7 @@ def export_response(
     """Return the download of the filtered records in `fmt` (xlsx or csv)."""
     rows = export_rows(meta, layout, params, extra)
     header = next(rows)  # runs the query now, so a bad filter fails before streaming
-    stamp = dt.date.today().strftime("%Y%m%d")
+    stamp = clock().today().strftime("%Y%m%d")
     name = f"{meta.entity.name}-{stamp}.{fmt}"
     disposition = {"Content-Disposition": f'attachment; filename="{name}"'}
     if fmt == "csv":

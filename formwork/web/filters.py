@@ -10,8 +10,7 @@ from typing import Any
 import sqlalchemy as sa
 from flask_babel import gettext as _
 
-from formwork.api.context import registry
-from formwork.db import get_session
+from formwork.context import get_session, registry
 from formwork.runtime.fields.choice import option_label
 from formwork.runtime.models import User
 from formwork.runtime.registry import EntityMeta

@@ -7,7 +7,6 @@ reordering rows in the page reorders the line items."""
 
 from __future__ import annotations
 
-import datetime as dt
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -204,8 +203,3 @@ def _computed(meta: EntityMeta, record: dict[str, Any], ctx: SaveContext) -> dic
                 out[fd.name] = None
             record[fd.name] = out[fd.name]
     return out
-
-
-def now() -> dt.datetime:
-    """Return the current moment in UTC."""
-    return dt.datetime.now(dt.UTC)

@@ -5,15 +5,15 @@ from __future__ import annotations
 from typing import Any
 
 import sqlalchemy as sa
-from flask import current_app, redirect, render_template, request, session, url_for
+from flask import redirect, render_template, request, session, url_for
 from flask_login import current_user, login_required
 
-from formwork.api.context import registry
 from formwork.auth import principal_cache
-from formwork.db import get_session
+from formwork.context import get_session, registry
 from formwork.runtime.errors import NotFound
 from formwork.runtime.models import AuditEntry
 from formwork.runtime.titles import record_titles
+from formwork.runtime.workflow.tasks import count_open_tasks
 from formwork.web import bp
 from formwork.web.context import principal
 from formwork.web.i18n import LOCALES, current_locale
@@ -74,10 +74,9 @@ def recent_records() -> list[dict[str, Any]]:
     ]
 
 
-def open_tasks() -> int | None:
-    """Return the user's open tasks (None until a workflow engine registers a counter)."""
-    counter = current_app.extensions.get("formwork.open_tasks")
-    return None if counter is None else int(counter(get_session(), principal()))
+def open_tasks() -> int:
+    """Return how many tasks wait in the user's inbox."""
+    return count_open_tasks(get_session(), principal())
 
 
 @bp.post("/locale")

@@ -15,9 +15,8 @@ from flask import current_app, flash, redirect, render_template, request, sessio
 from flask_babel import gettext as _
 from flask_login import login_required
 
-from formwork.api.context import registry
 from formwork.auth.events import record_request_event
-from formwork.db import get_session
+from formwork.context import get_session, registry
 from formwork.runtime.definitions import FieldDef
 from formwork.runtime.errors import FieldError, NotFound, ValidationFailed
 from formwork.runtime.fields.relation import ReferenceType, UserType

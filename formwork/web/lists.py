@@ -11,8 +11,7 @@ from flask import Response, flash, redirect, render_template, request, url_for
 from flask_babel import gettext as _
 from flask_login import login_required
 
-from formwork.api.context import registry
-from formwork.db import get_session
+from formwork.context import get_session, registry
 from formwork.runtime.errors import BadQuery, Conflict, NotFound
 from formwork.runtime.query import list_records
 from formwork.runtime.registry import EntityMeta

@@ -10,7 +10,7 @@ from typing import Any
 
 from flask import current_app
 
-from formwork.db import get_session
+from formwork.context import get_session
 
 CACHE_KEY = "formwork.web.pack_snapshot"
 

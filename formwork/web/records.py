@@ -10,9 +10,8 @@ from flask import current_app, flash, redirect, render_template, request, url_fo
 from flask_babel import gettext as _
 from flask_login import login_required
 
-from formwork.api.context import registry
 from formwork.api.files import upload_problem
-from formwork.db import get_session
+from formwork.context import clock, get_session, registry
 from formwork.runtime.audit import history
 from formwork.runtime.errors import Conflict, FieldError, NotFound, ValidationFailed
 from formwork.runtime.files import FileStore, FileTooLarge, FileTypeRefused
@@ -32,7 +31,6 @@ from formwork.web.form_view import section_views
 from formwork.web.forms import (
     FormState,
     merge_errors,
-    now,
     parse_form,
     preview_computed,
     state_from_record,
@@ -149,7 +147,10 @@ def _undo(session: Any, saved: list[str]) -> None:
 
 
 def _fill_computed(meta: EntityMeta, payload: dict[str, Any], state: FormState) -> None:
-    ctx = SaveContext(get_session(), registry(), meta.entity, now())
+    moment = clock()
+    ctx = SaveContext(
+        get_session(), registry(), meta.entity, moment.now(), local_now=moment.local_now()
+    )
     values, lines = preview_computed(meta, payload, ctx)
     state.computed.update(values)
     for name, rows in lines.items():

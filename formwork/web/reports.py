@@ -15,8 +15,7 @@ from flask import Flask, Response, current_app, render_template, request, url_fo
 from flask_babel import gettext as _
 from flask_login import login_required
 
-from formwork.api.context import registry
-from formwork.db import get_session
+from formwork.context import clock, get_session, registry
 from formwork.runtime.errors import BadQuery, NotFound, PermissionDenied
 from formwork.runtime.reports import ReportDef, ReportResult, can_read, run_report
 from formwork.runtime.reports.charts import STATUSES, chart_data, number
@@ -26,7 +25,6 @@ from formwork.runtime.reports.definition import (
     Widget,
     parse_report,
     text,
-    today_in,
 )
 from formwork.runtime.reports.store import find_dashboard, find_report, pack_documents
 from formwork.runtime.security import Principal
@@ -48,9 +46,9 @@ def init_app(app: Flask) -> None:
 
 
 def today() -> dt.date:
-    """Return today's date for date tokens, in the display time zone (Asia/Shanghai by
-    default), so `@today` is the users' calendar day whatever the server's zone."""
-    return today_in(str(display_zone()))
+    """Return today's date for date tokens: the kernel clock's day in the company's time
+    zone (Asia/Shanghai by default), so `@today` is the users' calendar day."""
+    return clock().today()
 
 
 # -- pages --------------------------------------------------------------------------------------

@@ -7,14 +7,13 @@ import json
 from typing import Any
 
 import sqlalchemy as sa
-from flask import current_app, flash, redirect, render_template, request, url_for
+from flask import flash, redirect, render_template, request, url_for
 from flask_babel import gettext as _
 from flask_login import login_required
 
-from formwork.api.context import registry
 from formwork.auth import principal_cache
 from formwork.auth.events import record_request_event
-from formwork.db import get_session
+from formwork.context import get_session, kernel, registry
 from formwork.runtime import role_admin
 from formwork.runtime.errors import FieldError, PermissionDenied, ValidationFailed
 from formwork.runtime.models import User, UserRole
@@ -208,4 +207,4 @@ def _changed(kind: str, **detail: Any) -> None:
     record_request_event(kind, **detail)
     get_session().commit()
     principal_cache().clear()
-    current_app.extensions["formwork.registry"].invalidate()
+    kernel().definitions_changed()

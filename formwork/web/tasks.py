@@ -8,14 +8,12 @@ from collections.abc import Mapping
 from typing import Any
 
 import sqlalchemy as sa
-from flask import Flask, current_app, flash, redirect, render_template, request, url_for
-from flask.blueprints import BlueprintSetupState
+from flask import flash, redirect, render_template, request, url_for
 from flask_babel import gettext as _
 from flask_login import login_required
 from sqlalchemy.orm import Session
 
-from formwork.api.context import record_service, registry
-from formwork.db import get_session
+from formwork.context import clock, get_session, registry, workflow_service
 from formwork.runtime.definitions import FieldDef
 from formwork.runtime.errors import Conflict, FieldError, RuntimeFailure, ValidationFailed
 from formwork.runtime.fields import get_field_type
@@ -23,10 +21,11 @@ from formwork.runtime.security import Principal
 from formwork.runtime.titles import user_names
 from formwork.runtime.workflow import actions, views
 from formwork.runtime.workflow.models import TaskRow
-from formwork.runtime.workflow.service import WorkflowRuntime, WorkflowService
-from formwork.runtime.workflow.tasks import get_row, inbox
+from formwork.runtime.workflow.service import WorkflowService
+from formwork.runtime.workflow.tasks import count_open_tasks, get_row, inbox
 from formwork.web import bp
 from formwork.web.context import lookups_for, principal
+from formwork.web.context import service as records
 from formwork.web.filters import active_users
 from formwork.web.form_view import FieldView
 from formwork.web.i18n import current_locale
@@ -39,31 +38,12 @@ SCHEMA_TYPES = {"number": "decimal", "integer": "integer", "boolean": "boolean"}
 TARGETED = ("return", "delegate", "add_signer")
 
 
-@bp.record_once
-def _set_up(state: BlueprintSetupState) -> None:
-    """Let the home page count open tasks with the inbox's own conditions."""
-    state.app.extensions.setdefault("formwork.open_tasks", count_open_tasks)
-
-
-def count_open_tasks(session: Session, who: Principal) -> int:
-    """Return how many ready tasks the inbox shows the principal (assigned, or in a role)."""
-    mine = TaskRow.assignee_id == who.user_id
-    if who.roles:
-        mine = sa.or_(mine, sa.and_(TaskRow.assignee_id.is_(None), TaskRow.role.in_(who.roles)))
-    query = sa.select(sa.func.count()).select_from(TaskRow).where(TaskRow.status == "ready", mine)
-    return int(session.scalar(query) or 0)
-
-
 def _service() -> WorkflowService:
-    app: Flask = current_app
-    found: WorkflowRuntime = app.extensions["formwork.workflow"]
-    return WorkflowService(
-        get_session(), principal(), found, registry(), app.extensions["formwork.events"]
-    )
+    return workflow_service(principal())
 
 
 def _now() -> dt.datetime:
-    return dt.datetime.now(dt.UTC)
+    return clock().now()
 
 
 @bp.get("/app/task-count")
@@ -140,7 +120,7 @@ def _render_task(
     action: str = "",
     comment: str = "",
 ) -> Any:
-    detail = views.task_detail(service, row, record_service())
+    detail = views.task_detail(service, row, records())
     errors = _errors(error)
     values = request.form if error is not None else {}
     fields = _form_fields(detail["form"], detail["data"], values, errors)
@@ -230,7 +210,7 @@ def _action_data(service: WorkflowService, row: TaskRow, action: str) -> dict[st
         return {"to": int(to)} if to.isdigit() else {"to": None}
     if action != "approve" or row.status != "ready":
         return {}
-    detail = views.task_detail(service, row, record_service())
+    detail = views.task_detail(service, row, records())
     data: dict[str, Any] = {}
     problems = []
     for view in _form_fields(detail["form"], {}, {}, {}):

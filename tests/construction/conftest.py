@@ -29,7 +29,7 @@ from formwork.auth.users import create_token, create_user
 from formwork.runtime.models import User
 from formwork.runtime.packs import InstallOptions, install_packs, read_pack
 from formwork.runtime.packs.fixtures import resolve_date_token
-from tests.conftest import PASSWORD, Api, make_test_app
+from tests.conftest import PASSWORD, Api, make_test_app, test_today
 
 MODULE_PACKS = Path(__file__).resolve().parents[2] / "module_packs"
 
@@ -51,7 +51,7 @@ def demo_file(pack: str, name: str) -> Any:
 
 def resolve_date(value: str, today: dt.date | None = None) -> dt.date:
     """Return the date a demo value names (a token like @today-30, or ISO text)."""
-    day = today or dt.datetime.now(dt.UTC).date()
+    day = today or test_today()
     return resolve_date_token(value, day) or dt.date.fromisoformat(value)
 
 
@@ -99,7 +99,7 @@ class Construction:
 def build(tmp: Path, packs: list[str] | None = None) -> Construction:
     """Return an app on an empty database with the packs (and demo data) installed."""
     app = make_test_app(tmp)
-    session = app.extensions["formwork.sessions"]()
+    session = app.extensions["formwork"].sessions()
     create_user(session, "admin", PASSWORD, ["admin"], "Administrator")
     sources = [read_pack(p) for p in pack_folders(packs)]
     report = install_packs(session, sources, InstallOptions(demo=True))
@@ -113,4 +113,4 @@ def construction(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Construct
     built = build(tmp_path_factory.mktemp("construction"))
     yield built
     built.session.close()
-    built.app.extensions["formwork.engine"].dispose()
+    built.app.extensions["formwork"].engine.dispose()

@@ -20,18 +20,19 @@ from formwork.runtime.registry import load_registry
 from formwork.runtime.reports.engine import ReportResult, run_report
 from formwork.runtime.reports.store import find_report
 from formwork.runtime.security import Principal, load_principal, system_principal
+from tests.conftest import test_today
 
 ROOT = Path(__file__).resolve().parents[2] / "module_packs"
 
 
 def today() -> dt.date:
-    """Return today's date as the reports and the demo loader see it (UTC)."""
-    return dt.datetime.now(dt.UTC).date()
+    """Return today's date as the reports and the demo loader see it (the test clock's)."""
+    return test_today()
 
 
 def session_of(app: Flask) -> Iterator[Any]:
     """Yield a session on the app's database (rolled back unless committed), then close it."""
-    session = app.extensions["formwork.sessions"]()
+    session = app.extensions["formwork"].sessions()
     yield session
     session.rollback()
     session.close()
@@ -93,7 +94,7 @@ def installed(*packs: str) -> Any:
         built = build(tmp_path_factory.mktemp(packs[-1]), list(packs))
         yield built
         built.session.close()
-        built.app.extensions["formwork.engine"].dispose()
+        built.app.extensions["formwork"].engine.dispose()
 
     return cons
 

@@ -15,6 +15,7 @@ import sqlalchemy as sa
 from flask import Flask
 
 from formwork.auth.users import create_token, create_user
+from formwork.runtime.clock import session_clock
 from formwork.runtime.models import User, UserRole
 from formwork.runtime.registry import load_registry
 from formwork.runtime.reports.engine import run_report
@@ -36,7 +37,7 @@ def cons(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Flask]:
     built = build(tmp_path_factory.mktemp("cons"), list(PACKS))
     built.session.close()
     yield built.app
-    built.app.extensions["formwork.engine"].dispose()
+    built.app.extensions["formwork"].engine.dispose()
 
 
 def api_for(app: Any, session: Any, user_id: int | None) -> Api:
@@ -58,7 +59,7 @@ def admin(cons: Any, db: Any) -> Api:
 @pytest.fixture
 def db(cons: Flask) -> Iterator[Any]:
     """Return a session on the construction database (rolled back unless committed)."""
-    session = cons.extensions["formwork.sessions"]()
+    session = cons.extensions["formwork"].sessions()
     yield session
     session.rollback()
     session.close()
@@ -133,7 +134,7 @@ RUNTIME = WorkflowRuntime()
 def workflow(session: Any, user_id: int | None, now: dt.datetime | None = None) -> WorkflowService:
     """Return a workflow service acting as a user."""
     return WorkflowService(
-        session, principal(session, user_id), RUNTIME, load_registry(session), now=now
+        session, principal(session, user_id), RUNTIME, load_registry(session), clock=now
     )
 
 
@@ -158,7 +159,7 @@ def report(session: Any, pack: str, name: str, user_id: Any = None, **params: An
     """Run a pack's report as a user (the system principal by default)."""
     registry = load_registry(session)
     definition = find_report(session, pack, name)
-    today = dt.datetime.now(dt.UTC).date()
+    today = session_clock(session).today()
     return run_report(session, registry, principal(session, user_id), definition, params, today)
 
 

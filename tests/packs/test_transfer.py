@@ -39,7 +39,7 @@ def test_export_is_byte_identical(site):
 def fresh_session(tmp_path, name):
     from sqlalchemy.orm import sessionmaker
 
-    from formwork.db import create_system_tables, make_engine
+    from formwork.runtime.database import create_system_tables, make_engine
 
     folder = tmp_path / name
     folder.mkdir()

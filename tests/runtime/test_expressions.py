@@ -238,10 +238,12 @@ def test_date_functions(expression: str, expected: object) -> None:
     assert ev(expression) == expected
 
 
-def test_now_defaults_to_the_clock_in_utc() -> None:
-    moment = evaluate("now()")
-    assert moment.tzinfo is not None
-    assert abs(datetime.now(UTC) - moment) < timedelta(minutes=1)
+def test_now_and_today_follow_the_moment_the_caller_fixes() -> None:
+    beijing = timezone(timedelta(hours=8))
+    moment = datetime(2026, 3, 16, 7, 30, tzinfo=beijing)  # still the 15th in UTC
+    assert evaluate("now()", now=moment) == moment
+    assert evaluate("today()", now=moment) == date(2026, 3, 16)
+    assert evaluate("now()").tzinfo is not None  # nothing fixed: an aware wall time
 
 
 def test_naive_and_aware_times_can_be_compared_in_hours() -> None:

@@ -28,6 +28,9 @@ from formwork.runtime.reports.store import find_report
 from formwork.runtime.security import load_principal, system_principal
 from tests.packs.conftest import folder_files, install
 
+# Outcomes depend on the clock's date: `make test` runs these again a year ahead.
+pytestmark = pytest.mark.dates
+
 TODAY = dt.date(2026, 11, 20)
 PACK = "ledger"
 

@@ -16,24 +16,23 @@ META_CSRF_RE = re.compile(r'name="csrf-token" content="([^"]+)"')
 AGENT = "pytest-browser/1.0"
 
 
-class Clock:
-    """A clock the test moves forward (installed as AUTH_CLOCK)."""
+class MovingClock:
+    """The app's kernel clock, as the authentication tests move it forward."""
 
-    def __init__(self) -> None:
-        self.now = dt.datetime(2026, 3, 1, 8, 0, tzinfo=dt.UTC)
+    def __init__(self, app: Any) -> None:
+        self.clock = app.extensions["formwork"].clock
 
-    def __call__(self) -> dt.datetime:
-        return self.now
+    @property
+    def now(self) -> dt.datetime:
+        return self.clock.now()
 
     def advance(self, **delta: float) -> None:
-        self.now += dt.timedelta(**delta)
+        self.clock.advance(dt.timedelta(**delta))
 
 
-def use_clock(app: Any) -> Clock:
-    """Install a movable clock on the app and return it."""
-    clock = Clock()
-    app.config["AUTH_CLOCK"] = clock
-    return clock
+def use_clock(app: Any) -> MovingClock:
+    """Return the app's (fixed) kernel clock, for the test to move on."""
+    return MovingClock(app)
 
 
 def csrf_of(response: Any) -> str:
@@ -57,7 +56,7 @@ def sign_in(client: Any, username: str, password: str, ip: str = "10.0.0.1") -> 
 
 def events(app: Any, kind: str | None = None) -> list[SecurityEvent]:
     """Return the security events written so far (of one kind), oldest first."""
-    with app.extensions["formwork.sessions"]() as session:
+    with app.extensions["formwork"].sessions() as session:
         query = sa.select(SecurityEvent).order_by(SecurityEvent.id)
         if kind is not None:
             query = query.where(SecurityEvent.kind == kind)

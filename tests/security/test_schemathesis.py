@@ -42,7 +42,7 @@ def admin_app(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Flask,
     """Return an app with the sample entities, a few records and an admin's token."""
     folder = tmp_path_factory.mktemp("schemathesis")
     app = make_test_app(folder)
-    session = app.extensions["formwork.sessions"]()
+    session = app.extensions["formwork"].sessions()
     apply_definitions(session, "sample", sample_documents())
     admin = create_user(session, "admin", PASSWORD, ["admin"])
     token = create_token(session, admin, "schemathesis", scopes=SCOPES)
@@ -52,7 +52,7 @@ def admin_app(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Flask,
     session.commit()
     session.close()
     yield app, token
-    app.extensions["formwork.engine"].dispose()
+    app.extensions["formwork"].engine.dispose()
 
 
 SETTINGS = settings(

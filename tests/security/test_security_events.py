@@ -145,7 +145,7 @@ def test_pack_changes_compares_states():
 
 def _many_events(app, count):
     start = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
-    with app.extensions["formwork.write_sessions"]() as session:
+    with app.extensions["formwork"].write_sessions() as session:
         for n in range(count):
             kind = "login.success" if n % 2 else "login.failure"
             at = start + dt.timedelta(hours=n)
@@ -182,7 +182,7 @@ def test_the_api_lists_events_for_admins_only_paged_and_filtered(sample, users, 
 def test_the_api_needs_the_admin_scope(sample, users):
     from formwork.auth.users import create_token, find_user
 
-    with sample.extensions["formwork.write_sessions"]() as session:
+    with sample.extensions["formwork"].write_sessions() as session:
         token = create_token(session, find_user(session, "admin"), "ro", scopes=["read"])
         session.commit()
     response = sample.test_client().get(EVENTS, headers={"Authorization": f"Bearer {token}"})

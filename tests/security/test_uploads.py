@@ -273,7 +273,7 @@ def _user_id(app: Any, username: str) -> int:
 
     from formwork.runtime.models import User
 
-    session = app.extensions["formwork.sessions"]()
+    session = app.extensions["formwork"].sessions()
     try:
         return int(session.scalar(select(User.id).where(User.username == username)))
     finally:

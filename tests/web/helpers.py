@@ -14,7 +14,7 @@ from formwork.runtime.security import system_principal
 
 def create(app: Flask, key: str, payload: dict[str, Any], user_id: int | None = None) -> Any:
     """Create a record directly through the runtime and commit; return it."""
-    session = app.extensions["formwork.sessions"]()
+    session = app.extensions["formwork"].sessions()
     try:
         principal = system_principal()
         if user_id is not None:

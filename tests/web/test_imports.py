@@ -73,7 +73,7 @@ def test_import_maps_columns_previews_then_commits(web, admin):
     assert items[0]["start_date"] == "2026-01-02"
     assert admin.get(mapping_url).status_code == 404  # the upload is gone after commit
     with web.app_context():
-        session = web.extensions["formwork.sessions"]()
+        session = web.extensions["formwork"].sessions()
         event = session.scalars(
             sa.select(SecurityEvent).where(SecurityEvent.kind == "data.imported")
         ).one()

@@ -130,7 +130,7 @@ def test_pages(web, admin):
 
 
 def _count_queries(app, path, browser):
-    engine = app.extensions["formwork.engine"]
+    engine = app.extensions["formwork"].engine
     statements = []
 
     def remember(conn, cursor, statement, *args):
@@ -147,7 +147,7 @@ def _count_queries(app, path, browser):
 
 def test_list_page_queries_do_not_grow_with_rows(web, admin, users):
     # As in production: definitions and packs are re-read every few seconds, not per call.
-    web.extensions["formwork.registry"].ttl = 60
+    web.extensions["formwork"].definitions.ttl = 60
     web.config["REGISTRY_TTL"] = 60
     projects = [project(web, code=f"P-{i}", name=f"项目{i}") for i in range(8)]
     for i in range(3):

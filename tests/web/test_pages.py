@@ -38,11 +38,6 @@ def test_home_shows_navigation_grouped_by_pack_and_recent_records(web, admin, us
     assert 'data-testid="open-tasks">0' in html
 
 
-def test_home_counts_open_tasks_when_a_workflow_engine_registers_a_counter(web, admin):
-    web.extensions["formwork.open_tasks"] = lambda session, principal: 3
-    assert 'data-testid="open-tasks">3' in admin.html("/")
-
-
 def test_navigation_shows_only_readable_entities(web):
     clerk = sign_in(web, "clerk")
     html = clerk.html("/")

@@ -22,15 +22,20 @@ from formwork.runtime.packs import set_enabled
 from tests.browser import CHROMIUM, launched, serving
 from tests.conftest import PASSWORD
 from tests.packs.conftest import install
-from tests.runtime.test_reports import seed
+from tests.runtime.test_reports import TODAY, seed
 from tests.web.conftest import sign_in
+
+# Outcomes depend on the clock's date: `make test` runs these again a year ahead.
+pytestmark = pytest.mark.dates
 
 DATA_RE = re.compile(r'<script type="application/json" id="([^"]+)">(.*?)</script>', re.S)
 
 
 @pytest.fixture
-def ledger(app: Flask, session: Any) -> dict[str, Any]:
-    """Install the reports_v1 pack, users (admin, manager of P1, cost-only) and records."""
+def ledger(app: Flask, session: Any, clock: Any) -> dict[str, Any]:
+    """Install the reports_v1 pack, users (admin, manager of P1, cost-only) and records,
+    with the app's clock on the day the records were written for."""
+    clock.set(TODAY)
     install(session, "reports_v1")
     admin = create_user(session, "admin", PASSWORD, ["admin"])
     manager = create_user(session, "manager", PASSWORD, ["ledger_manager"])

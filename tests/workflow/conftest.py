@@ -68,7 +68,7 @@ def wf_for(session: Any, runtime: WorkflowRuntime, ccb: dict[str, Any]) -> Any:
 
     def make(name: str, now: Any = None) -> WorkflowService:
         principal = load_principal(session, ccb[name]["user"])
-        return WorkflowService(session, principal, runtime, load_registry(session), now=now)
+        return WorkflowService(session, principal, runtime, load_registry(session), clock=now)
 
     return make
 

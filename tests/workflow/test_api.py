@@ -209,7 +209,7 @@ def test_a_failed_step_shows_on_the_instance_and_retry_finishes_it(app, wf_api, 
     for who in ("site", "cost"):
         task = wf_api(who).get("/api/v1/tasks").json["items"][0]
         wf_api(who).post(f"/api/v1/tasks/{task['id']}/complete", {"action": "approve"})
-    services = app.extensions["formwork.workflow"].services
+    services = app.extensions["formwork"].workflow.services
     good = services["update_record"]
 
     def broken(ctx, params):

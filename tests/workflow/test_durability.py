@@ -38,7 +38,7 @@ def test_two_threads_completing_one_task_exactly_one_wins(app, session, ccb, run
     results: list[str] = []
 
     def run() -> None:
-        own = app.extensions["formwork.sessions"]()
+        own = app.extensions["formwork"].sessions()
         try:
             principal = load_principal(own, own.get(type(ccb["site"]["user"]), ccb["site"]["id"]))
             service = WorkflowService(own, principal, runtime, load_registry(own))

@@ -4,7 +4,6 @@ create_record / update_record, increment_record and find_record — through a ru
 
 from __future__ import annotations
 
-import datetime as dt
 from decimal import Decimal
 from typing import Any
 
@@ -12,6 +11,7 @@ import pytest
 import sqlalchemy as sa
 
 from formwork.auth.users import create_user
+from formwork.runtime.clock import session_clock
 from formwork.runtime.errors import NotFound
 from formwork.runtime.events import EventBus
 from formwork.runtime.models import AuditEntry
@@ -191,7 +191,7 @@ def _ctx(session: Any, entity: str | None = None, record_id: int | None = None) 
     instance = ProcessInstance(
         entity=entity, record_id=record_id, process_key="x", status="running"
     )
-    now = dt.datetime.now(dt.UTC)
+    now = session_clock(session).now()
     return StepContext(
         session, system_principal(), load_registry(session), EventBus(), instance, now, None
     )

@@ -3,15 +3,18 @@
 from __future__ import annotations
 
 import datetime as dt
-import time
 
-from formwork.runtime.registry import load_registry
+import pytest
+
 from formwork.runtime.security import load_principal
 from formwork.runtime.workflow.models import ProcessInstance, TaskRow
 from formwork.runtime.workflow.service import WorkflowRuntime
 from formwork.runtime.workflow.tasks import inbox
 from formwork.runtime.workflow.worker import fire_timers
 from tests.workflow.test_process import act, new_request, ready
+
+# Outcomes depend on the clock's date: `make test` runs these again a year ahead.
+pytestmark = pytest.mark.dates
 
 
 def to_finance(session, ccb, wf_for, escalate_after):
@@ -24,24 +27,18 @@ def to_finance(session, ccb, wf_for, escalate_after):
     return instance.id
 
 
-def test_worker_escalates_after_the_boundary_timer(app, session, ccb, wf_for):
-    instance_id = to_finance(session, ccb, wf_for, "PT0.3S")
+def test_worker_escalates_after_the_boundary_timer(app, session, ccb, wf_for, clock):
+    instance_id = to_finance(session, ccb, wf_for, "PT3H")
     finance = ready(session, instance_id)["finance_review"]
     due = session.get(ProcessInstance, instance_id).timer_due_at
     assert due is not None
-    sessions = app.extensions["formwork.sessions"]
     session.rollback()  # the worker opens its own transactions
-    early = fire_timers(
-        sessions,
-        WorkflowRuntime(),
-        load_registry,
-        now=dt.datetime.now(dt.UTC) - dt.timedelta(hours=1),
-    )
-    assert early.fired == 0  # nothing is due yet
-    time.sleep(0.4)
-    outcome = fire_timers(
-        sessions, WorkflowRuntime(), load_registry
-    )  # a fresh process: cold spec cache
+    kernel = app.extensions["formwork"]
+    clock.advance(dt.timedelta(hours=2, minutes=59))
+    assert fire_timers(kernel).fired == 0  # nothing is due yet
+    clock.advance(dt.timedelta(minutes=2))
+    kernel.workflow = WorkflowRuntime()  # a fresh process: cold spec cache
+    outcome = fire_timers(kernel)
     assert (outcome.fired, outcome.failed) == (1, 0)
     session.expire_all()
     tasks = ready(session, instance_id)
@@ -53,25 +50,23 @@ def test_worker_escalates_after_the_boundary_timer(app, session, ccb, wf_for):
     assert session.get(ProcessInstance, instance_id).status == "completed"
 
 
-def test_a_long_timer_is_not_fired_early(app, session, ccb, wf_for):
+def test_a_long_timer_is_not_fired_early(app, session, ccb, wf_for, clock):
     instance_id = to_finance(session, ccb, wf_for, "PT48H")
     due = session.get(ProcessInstance, instance_id).timer_due_at
-    hours = (
-        due.replace(tzinfo=due.tzinfo or dt.UTC) - dt.datetime.now(dt.UTC)
-    ).total_seconds() / 3600
-    assert 47.9 < hours <= 48
+    assert due.replace(tzinfo=due.tzinfo or dt.UTC) == clock.now() + dt.timedelta(hours=48)
     session.rollback()
-    outcome = fire_timers(app.extensions["formwork.sessions"], WorkflowRuntime(), load_registry)
+    clock.advance(dt.timedelta(hours=47, minutes=59))
+    outcome = fire_timers(app.extensions["formwork"])
     assert outcome.fired == 0
     assert list(ready(session, instance_id)) == ["finance_review"]
 
 
-def test_overdue_tasks_are_flagged_in_the_inbox(session, ccb, wf_for):
+def test_overdue_tasks_are_flagged_in_the_inbox(session, ccb, wf_for, clock):
     record_id = new_request(session, ccb)
     wf_for("submitter").submit("ccb.change_request", record_id)
     session.commit()
     site = load_principal(session, ccb["site"]["user"])
-    now = dt.datetime.now(dt.UTC)
+    now = clock.now()
     [task] = inbox(session, site, {}, now)
     assert task["overdue"] is False and task["step"] == "site_review"
     later = now + dt.timedelta(days=3)  # the step is due in two days

@@ -35,6 +35,10 @@ class ComputeContext(SaveContext, Protocol):
     def now(self) -> dt.datetime:
         """Return the moment of the save."""
 
+    @property
+    def local_now(self) -> dt.datetime:
+        """Return the moment of the save in the company's time zone."""
+
     def next_in_sequence(self, key: str) -> int:
         """Return the next number of a gap-free sequence, inside the save's transaction."""
 
@@ -174,7 +178,10 @@ class ComputedType(FieldType):
         lookups = getattr(ctx, "lookups", None)  # a save offers sum_of/count_of
         names = {"id": getattr(ctx, "record_id", None), **record}
         value = evaluate(
-            field.opt("expression"), names, now=ctx.now, lookups=lookups() if lookups else None
+            field.opt("expression"),
+            names,
+            now=ctx.local_now,
+            lookups=lookups() if lookups else None,
         )
         return self.coerce(field, value)
 
@@ -257,7 +264,7 @@ class AutoNumberType(FieldType):
         """Return a new number on insert; keep the existing number on update."""
         if not inserting:
             return record.get(field.name)
-        stamp = record.get(field.opt("date_field", "")) or ctx.now
+        stamp = record.get(field.opt("date_field", "")) or ctx.local_now
         prefix = TOKEN_RE.sub(
             lambda m: self._render(field, m.group(1), record, stamp, ctx), field.opt("pattern")
         )

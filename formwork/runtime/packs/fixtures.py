@@ -20,6 +20,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
+from formwork.runtime.clock import Clock, session_clock
 from formwork.runtime.definitions import qualify
 from formwork.runtime.errors import FieldError, ValidationFailed
 from formwork.runtime.models import Role, User, UserRole
@@ -51,22 +52,24 @@ def load_fixtures(
     pack: str,
     document: Mapping[str, Any],
     path: str,
-    today: dt.date | None = None,
+    clock: Clock | None = None,
     registry: Registry | None = None,
 ) -> int:
     """Create or update (by `key`) the records of one fixture file; return how many.
 
     A users file creates the users it declares that do not exist yet. Pass the `registry`
     when loading many files against the same definitions (building one is not free).
+    Date tokens and the records' timestamps follow `clock` (the kernel's; the wall if None).
     """
     if "users" in document:
         return len(ensure_users(session, document["users"]))
     registry = registry or load_registry(session)
     key = qualify(pack, document["entity"])
-    service = RecordService(session, registry, system_principal())
+    clock = clock or session_clock(session)
+    service = RecordService(session, registry, system_principal(), clock=clock)
     table = registry.meta(key).table
     by = document.get("key")
-    loader = _Resolver(session, registry, today or dt.datetime.now(dt.UTC).date())
+    loader = _Resolver(session, registry, clock.today())
     for i, raw in enumerate(document["records"]):
         where = f"{path}#/records/{i}"
         record = loader.record(key, raw, where)

@@ -12,9 +12,10 @@ import sqlalchemy as sa
 from packaging.version import Version
 from sqlalchemy.orm import Session
 
+from formwork.runtime.clock import Clock, session_clock
 from formwork.runtime.definitions import EntityDef, parse_entity
 from formwork.runtime.errors import DefinitionInvalid
-from formwork.runtime.models import Customisation, PackFile, PackRecord, RolePermission, utcnow
+from formwork.runtime.models import Customisation, PackFile, PackRecord, RolePermission
 from formwork.runtime.packs.check import CheckedPack, check_pack
 from formwork.runtime.packs.fixtures import load_fixtures
 from formwork.runtime.packs.manifest import Manifest, read_manifest
@@ -39,6 +40,7 @@ class InstallOptions:
     resolution: str | None = None
     user_id: int | None = None
     report: list[str] = field(default_factory=list)
+    clock: Clock | None = None  # the kernel's: what `@today` in demo data means
 
 
 def install_packs(
@@ -168,7 +170,9 @@ def install_one(session: Session, checked: CheckedPack, options: InstallOptions)
     registry = load_registry(session) if kinds else None  # the definitions are final now
     for kind in kinds:
         for path, document in checked.of_kind(kind):
-            count = load_fixtures(session, name, document, path, registry=registry)
+            count = load_fixtures(
+                session, name, document, path, clock=options.clock, registry=registry
+            )
             options.report.append(f"{name}: loaded {count} record(s) from {path}")
     options.report.append(f"{name} {verb} {version}")
 
@@ -271,7 +275,7 @@ def _save_record(session: Session, checked: CheckedPack, record: PackRecord | No
     record.version = str(checked.manifest.version)
     record.manifest = dict(checked.manifest.document)
     record.status = "installed"
-    record.updated_at = utcnow()
+    record.updated_at = session_clock(session).now()
     session.flush()
 
 

@@ -7,7 +7,8 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
-from formwork.runtime.models import Customisation, EntityRecord, PackFile, PackRecord, utcnow
+from formwork.runtime.clock import session_clock
+from formwork.runtime.models import Customisation, EntityRecord, PackFile, PackRecord
 from formwork.runtime.packs.check import check_pack
 from formwork.runtime.packs.overlay import make_patch, merge_patch
 from formwork.runtime.packs.problems import PackRefused
@@ -55,7 +56,7 @@ def set_enabled(session: Session, name: str, enabled: bool) -> str:
         if off:
             raise PackRefused(f"cannot enable '{name}': it needs {', '.join(off)} enabled first")
     record.enabled = enabled
-    record.updated_at = utcnow()
+    record.updated_at = session_clock(session).now()
     bump_version(session)
     return f"{name} {'enabled' if enabled else 'disabled'}"
 
@@ -118,7 +119,7 @@ def customise(
     row.patch, row.updated_by, row.updated_at = (
         make_patch(parse(base[path]), changed[path]),
         user_id,
-        utcnow(),
+        session_clock(session).now(),
     )
     session.add(row)
     session.flush()

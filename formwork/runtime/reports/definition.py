@@ -229,13 +229,6 @@ def _default_columns(datasets: Sequence[Dataset], key: Sequence[str]) -> tuple[C
 # -- parameters and tokens -------------------------------------------------------------------
 
 
-def today_in(zone: str) -> dt.date:
-    """Return today's date in a time zone (date tokens follow the users' calendar day)."""
-    from zoneinfo import ZoneInfo
-
-    return dt.datetime.now(ZoneInfo(zone)).date()
-
-
 def resolve_token(value: str, today: dt.date) -> dt.date | None:
     """Return the date a token like `@today-30` or `@month+1` names (None: not a token)."""
     found = DATE_TOKEN.match(value.strip())

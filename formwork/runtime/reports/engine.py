@@ -101,14 +101,15 @@ def run_report(
     ctx = _Context(session, registry, principal, today, values)
     frames = {d.name: _run_dataset(ctx, d) for d in report.datasets}
     rows = _merge(report, frames, ctx.dropped)
-    dropped = _expressions(report, rows, ctx.dropped)
+    moment = _moment(today)
+    dropped = _expressions(report, rows, ctx.dropped, moment)
     visible = [c for c in report.columns if c.name not in dropped]
-    styles = [_style(report, row, dropped) for row in rows]
+    styles = [_style(report, row, dropped, moment) for row in rows]
     rows, styles = _sorted(report.sort, rows, styles)
     _running(report, rows)
     candidates = {*report.produced(), *(c.name for c in report.columns)} - dropped
     numeric = {n for n in candidates if _is_numeric(ctx, report, n, rows)}
-    all_totals = _totals(report, rows, numeric, dropped)
+    all_totals = _totals(report, rows, numeric, dropped, moment)
     labeller = Labeller(session, registry, principal.locale)
     columns = [labeller.column(report, c, ctx.fields.get(c.name), rows) for c in visible]
     for column in columns:
@@ -343,7 +344,15 @@ def _names(row: Mapping[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in row.items() if k.isidentifier() and not k.startswith("_")}
 
 
-def _expressions(report: ReportDef, rows: list[Row], dropped: set[str]) -> set[str]:
+def _moment(today: dt.date) -> dt.datetime:
+    """Return the moment a report's expressions see as now(): midday of the report's day, so
+    today() is the day the report was run for (date tokens and age buckets agree)."""
+    return dt.datetime.combine(today, dt.time(12), tzinfo=dt.UTC)
+
+
+def _expressions(
+    report: ReportDef, rows: list[Row], dropped: set[str], moment: dt.datetime
+) -> set[str]:
     """Compute the expression columns in order; return every dropped name."""
     dropped = set(dropped)
     for column in report.columns:
@@ -353,27 +362,29 @@ def _expressions(report: ReportDef, rows: list[Row], dropped: set[str]) -> set[s
             dropped.add(column.name)  # built from a hidden field: never computed
             continue
         for row in rows:
-            row[column.name] = _evaluate(column.expression, row)
+            row[column.name] = _evaluate(column.expression, row, moment)
     return dropped
 
 
-def _evaluate(expression: str, row: Mapping[str, Any]) -> Any:
+def _evaluate(expression: str, row: Mapping[str, Any], moment: dt.datetime) -> Any:
     names = _names(row)
     for name in expression_names(expression):
         names.setdefault(name, None)
     try:
-        return evaluate(expression, names)
+        return evaluate(expression, names, now=moment)
     except ExpressionError:
         # Data-dependent failures (division by zero, a missing value in arithmetic) leave the
         # cell empty; the expression's syntax was checked when the pack was installed.
         return None
 
 
-def _style(report: ReportDef, row: Mapping[str, Any], dropped: set[str]) -> str | None:
+def _style(
+    report: ReportDef, row: Mapping[str, Any], dropped: set[str], moment: dt.datetime
+) -> str | None:
     for when, style in report.highlight:
         if expression_names(when) & dropped:
             continue
-        if _evaluate(when, row) is True:
+        if _evaluate(when, row, moment) is True:
             return style
     return None
 
@@ -413,7 +424,7 @@ def _is_numeric(ctx: _Context, report: ReportDef, name: str, rows: list[Row]) ->
 
 
 def _totals(
-    report: ReportDef, rows: list[Row], numeric: set[str], dropped: set[str]
+    report: ReportDef, rows: list[Row], numeric: set[str], dropped: set[str], moment: dt.datetime
 ) -> dict[str, Any]:
     """Return the sum of every numeric column; an expression column is evaluated over the
     sums instead (a percentage of totals, not a sum of percentages)."""
@@ -432,7 +443,7 @@ def _totals(
             )
     for column in report.columns:
         if column.expression and column.name not in dropped:
-            value = _evaluate(column.expression, sums)
+            value = _evaluate(column.expression, sums, moment)
             sums[column.name] = value if isinstance(value, int | Decimal | None) else None
         elif column.running is not None and rows:  # the total of a balance is where it ends
             last = rows[0] if (report.sort or "").startswith("-") else rows[-1]

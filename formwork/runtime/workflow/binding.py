@@ -59,7 +59,7 @@ def _update(ctx: StepContext, values: Mapping[str, Any]) -> dict[str, Any]:
     version = ctx.session.scalar(sa.select(table.c.version).where(table.c.id == record_id))
     if version is None:
         raise NotFound(f"{entity} {record_id} no longer exists")
-    service = RecordService(ctx.session, registry, ctx.workflow_principal(), ctx.events, ctx.now)
+    service = RecordService(ctx.session, registry, ctx.workflow_principal(), ctx.events, ctx.clock)
     with process_changes(ctx.session):
         return service.update(entity, record_id, _json(dict(values)), version)
 
@@ -251,7 +251,9 @@ def _child_key(definition: Any, field_def: Any) -> str:
 
 
 def _records(ctx: StepContext) -> RecordService:
-    return RecordService(ctx.session, _registry(ctx), ctx.workflow_principal(), ctx.events, ctx.now)
+    return RecordService(
+        ctx.session, _registry(ctx), ctx.workflow_principal(), ctx.events, ctx.clock
+    )
 
 
 def notify(ctx: StepContext, params: dict[str, Any]) -> Any:

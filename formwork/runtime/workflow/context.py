@@ -8,6 +8,7 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
+from formwork.runtime.clock import DEFAULT_ZONE, Clock
 from formwork.runtime.errors import RuntimeFailure
 from formwork.runtime.events import EventBus
 from formwork.runtime.registry import Registry
@@ -39,6 +40,12 @@ class StepContext:
     now: dt.datetime
     binding: dict[str, Any] | None = None
     notes: list[str] = field(default_factory=list)
+    zone: str = DEFAULT_ZONE
+
+    @property
+    def clock(self) -> Clock:
+        """Return a clock fixed at the step's moment (one step, one moment)."""
+        return Clock(self.now, self.zone)
 
     def workflow_principal(self) -> Principal:
         """Return the actor with the authority of the process (its changes are the process's)."""

@@ -25,6 +25,7 @@ from SpiffWorkflow.bpmn.serializer.helpers.encoder import create_encoder
 from SpiffWorkflow.spiff.serializer import DEFAULT_CONFIG
 
 from formwork.runtime.expressions import evaluate, run_script
+from formwork.runtime.workflow.spiff import encoder_mode
 
 ServiceCall = Callable[[Any, str, dict[str, Any]], Any]
 
@@ -128,13 +129,9 @@ class StateSerializer:
         """Return the workflow's state as JSON text."""
         # Spiff's task converter leaves data deltas unconverted and relies on the encoder
         # mode of its registry, a flag on the shared object: hence the lock.
-        with self._lock:
-            self.registry._encoder_mode = True
-            try:
-                dct = self.registry.convert(workflow)
-                return json.dumps(dct, cls=self._encoder, separators=(",", ":"))
-            finally:
-                self.registry._encoder_mode = False
+        with self._lock, encoder_mode(self.registry):
+            dct = self.registry.convert(workflow)
+            return json.dumps(dct, cls=self._encoder, separators=(",", ":"))
 
     def load(
         self, text: str, spec: Any, subprocess_specs: Mapping[str, Any], engine: SafeScriptEngine

@@ -15,6 +15,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
+from formwork.runtime.clock import session_clock
 from formwork.runtime.workflow.models import Job
 
 Handler = Callable[[Session, dict[str, Any]], None]
@@ -32,7 +33,7 @@ def enqueue(
     job = Job(
         kind=kind,
         payload=dict(payload or {}),
-        run_at=run_at or dt.datetime.now(dt.UTC),
+        run_at=run_at or session_clock(session).now(),
         max_attempts=max_attempts,
     )
     session.add(job)
@@ -60,9 +61,9 @@ def run_jobs(
 ) -> tuple[int, int]:
     """Run up to `limit` due jobs, each in its own transaction; return (done, failed)."""
     done = failed = 0
-    moment = now or dt.datetime.now(dt.UTC)
     for _ in range(limit):
         with sessions() as session:
+            moment = now or session_clock(session).now()
             job = _claim(session, moment)
             if job is None:
                 return done, failed

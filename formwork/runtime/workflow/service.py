@@ -18,6 +18,7 @@ from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.attributes import set_committed_value
 
+from formwork.runtime.clock import Clock, clock_for
 from formwork.runtime.errors import (
     Conflict,
     FieldError,
@@ -42,6 +43,7 @@ from formwork.runtime.workflow.engine import SafeScriptEngine, StateSerializer, 
 from formwork.runtime.workflow.guard import RecordGuard
 from formwork.runtime.workflow.jobs import Handler as JobHandler
 from formwork.runtime.workflow.models import ProcessDefinition, ProcessInstance
+from formwork.runtime.workflow.spiff import step_moment
 from formwork.runtime.workflow.tasks import assign, project
 from formwork.runtime.workflow.timers import next_timer
 
@@ -69,20 +71,20 @@ class WorkflowService:
         runtime: WorkflowRuntime,
         registry: Registry | None = None,
         events: EventBus | None = None,
-        now: dt.datetime | None = None,
+        clock: Clock | dt.datetime | None = None,
     ) -> None:
         self.session = session
         self.principal = principal
         self.runtime = runtime
         self.registry = registry
         self.events = events or EventBus()
-        self._now = now
+        self.clock = clock_for(session, clock)
         self._definitions: dict[int, ProcessDefinition] = {}
 
     @property
     def now(self) -> dt.datetime:
-        """Return the moment of this service's steps."""
-        return self._now or dt.datetime.now(dt.UTC)
+        """Return the moment of this service's steps, from its clock."""
+        return self.clock.now()
 
     def definition(self, definition_id: int) -> ProcessDefinition:
         """Return a stored definition (rows never change, so each is read once per service)."""
@@ -287,11 +289,12 @@ class WorkflowService:
         # No savepoint: a failed step fails the whole transaction, which every caller rolls
         # back (the API and the worker then record the error on the instance).
         try:
-            change(workflow, ctx)
-            if instance.status == "running":
-                workflow.refresh_timers()
-                workflow.do_engine_steps()
-                assign(self.session, workflow, ctx.now)
+            with step_moment(ctx.now):  # Spiff's timers read the kernel's clock
+                change(workflow, ctx)
+                if instance.status == "running":
+                    workflow.refresh_timers()
+                    workflow.do_engine_steps()
+                    assign(self.session, workflow, ctx.now)
         except RuntimeFailure as exc:
             if isinstance(exc, StepFailed):
                 exc.instance_id = instance.id
@@ -330,7 +333,14 @@ class WorkflowService:
     def _context(self, instance: ProcessInstance, definition: ProcessDefinition) -> StepContext:
         binding = self._binding(definition, instance.entity)
         return StepContext(
-            self.session, self.principal, self.registry, self.events, instance, self.now, binding
+            self.session,
+            self.principal,
+            self.registry,
+            self.events,
+            instance,
+            self.now,
+            binding,
+            zone=self.clock.zone.key,
         )
 
     def _binding(self, definition: ProcessDefinition, entity: str | None) -> dict[str, Any]:
@@ -350,7 +360,7 @@ class WorkflowService:
                 raise ValueError(f"unknown service '{name}'")
             return service(ctx, params)
 
-        return SafeScriptEngine(call, ctx.now)
+        return SafeScriptEngine(call, ctx.clock.local_now())
 
 
 def bound_definition(session: Session, entity: str) -> ProcessDefinition:

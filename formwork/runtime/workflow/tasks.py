@@ -203,6 +203,15 @@ def inbox(
     return [task_json(row, now) for row in rows[(page - 1) * per_page : wanted]]
 
 
+def count_open_tasks(session: Session, who: Principal) -> int:
+    """Return how many ready tasks the inbox shows the principal (assigned, or in a role)."""
+    mine = TaskRow.assignee_id == who.user_id
+    if who.roles:
+        mine = sa.or_(mine, sa.and_(TaskRow.assignee_id.is_(None), TaskRow.role.in_(who.roles)))
+    query = sa.select(sa.func.count()).select_from(TaskRow).where(TaskRow.status == "ready", mine)
+    return int(session.scalar(query) or 0)
+
+
 def _filters(params: Mapping[str, str], now: dt.datetime) -> list[Any]:
     conditions: list[Any] = [TaskRow.status == params.get("status", "ready")]
     columns = (

@@ -6,22 +6,20 @@ Several workers may run against PostgreSQL: each claims due instances with
 
 from __future__ import annotations
 
-import datetime as dt
 import logging
 import time
-from collections.abc import Callable
 from dataclasses import dataclass
-
-from sqlalchemy.orm import Session
+from typing import TYPE_CHECKING
 
 from formwork.runtime.errors import Conflict
-from formwork.runtime.events import EventBus
-from formwork.runtime.registry import Registry
 from formwork.runtime.security import system_principal
 from formwork.runtime.workflow.context import StepFailed
 from formwork.runtime.workflow.jobs import run_jobs
-from formwork.runtime.workflow.service import WorkflowRuntime, WorkflowService, record_failure
+from formwork.runtime.workflow.service import WorkflowService, record_failure
 from formwork.runtime.workflow.timers import due_instances
+
+if TYPE_CHECKING:
+    from formwork.runtime.kernel import Kernel
 
 log = logging.getLogger("formwork.worker")
 
@@ -35,24 +33,23 @@ class Outcome:
     skipped: int = 0
 
 
-def fire_timers(
-    sessions: Callable[[], Session],
-    runtime: WorkflowRuntime,
-    registry: Callable[[Session], Registry],
-    events: EventBus | None = None,
-    now: dt.datetime | None = None,
-    limit: int = 100,
-) -> Outcome:
-    """Fire every due timer once; each instance is its own transaction."""
+def fire_timers(kernel: Kernel, limit: int = 100) -> Outcome:
+    """Fire every due timer once, at the kernel clock's now; each instance is its own
+    transaction."""
     outcome = Outcome()
-    moment = now or dt.datetime.now(dt.UTC)
-    with sessions() as session:
+    moment = kernel.clock.now()
+    with kernel.sessions() as session:
         ids = due_instances(session, moment, limit)
         session.rollback()
     for instance_id in ids:
-        with sessions() as session:
+        with kernel.write_sessions() as session:
             service = WorkflowService(
-                session, system_principal(), runtime, registry(session), events, moment
+                session,
+                system_principal(),
+                kernel.workflow,
+                kernel.registry(session),
+                kernel.events,
+                moment,
             )
             try:
                 service.step(instance_id, lambda wf, ctx: ctx.history("timer"))
@@ -70,20 +67,13 @@ def fire_timers(
     return outcome
 
 
-def run_worker(
-    sessions: Callable[[], Session],
-    runtime: WorkflowRuntime,
-    registry: Callable[[Session], Registry],
-    events: EventBus | None = None,
-    interval: float = 5.0,
-    once: bool = False,
-) -> None:
+def run_worker(kernel: Kernel, interval: float = 5.0, once: bool = False) -> None:
     """Fire due timers and run due jobs every `interval` seconds until interrupted (or once)."""
     while True:
-        outcome = fire_timers(sessions, runtime, registry, events)
+        outcome = fire_timers(kernel)
         if outcome.fired or outcome.failed:
             log.info("timers fired: %s, failed: %s", outcome.fired, outcome.failed)
-        done, failed = run_jobs(sessions, runtime.jobs)
+        done, failed = run_jobs(kernel.write_sessions, kernel.workflow.jobs)
         if done or failed:
             log.info("jobs done: %s, failed: %s", done, failed)
         if once:

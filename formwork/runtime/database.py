@@ -1,16 +1,12 @@
-"""Database engine and the per-request session."""
+"""The database engine (SQLite pragmas, write transactions) and the platform's own tables."""
 
 from __future__ import annotations
 
 from typing import Any
 
 import sqlalchemy as sa
-from flask import Flask, current_app, g, has_request_context, request
-from sqlalchemy.orm import Session, sessionmaker
 
 from formwork.runtime.models import Base
-
-SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 
 
 def make_engine(url: str) -> sa.Engine:
@@ -117,29 +113,3 @@ def _rebuild(conn: sa.Connection, table: sa.Table, old_columns: set[str]) -> Non
         highest = conn.execute(sa.select(sa.func.max(table.c.id))).scalar()
         sequence = sa.func.pg_get_serial_sequence(table.name, "id")
         conn.execute(sa.select(sa.func.setval(sequence, highest)))
-
-
-def init_app(app: Flask) -> None:
-    """Create the engine and session factory, and close the request's session at the end."""
-    engine = make_engine(app.config["DATABASE_URL"])
-    app.extensions["formwork.engine"] = engine
-    app.extensions["formwork.sessions"] = sessionmaker(engine, expire_on_commit=False)
-    app.extensions["formwork.write_sessions"] = sessionmaker(
-        for_writing(engine), expire_on_commit=False
-    )
-    app.teardown_appcontext(_close_session)
-
-
-def get_session() -> Session:
-    """Return the current request's session, opening it on first use."""
-    if "db_session" not in g:
-        writes = not has_request_context() or request.method not in SAFE_METHODS
-        factory = "formwork.write_sessions" if writes else "formwork.sessions"
-        g.db_session = current_app.extensions[factory]()
-    return g.db_session  # type: ignore[no-any-return]
-
-
-def _close_session(_exc: BaseException | None) -> None:
-    session = g.pop("db_session", None)
-    if session is not None:
-        session.close()
