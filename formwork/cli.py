@@ -90,8 +90,9 @@ def role_group() -> None:
 def role_grant(
     role: str, entity: str, actions: tuple[str, ...], rows: str | None, fields: str | None
 ) -> None:
-    """Allow ROLE the ACTIONS (read/create/update/delete/submit/export/import) on ENTITY
-    (`pack.name` or `*`), on the records --rows reach, with the field rules --fields."""
+    """Allow ROLE the ACTIONS (read/create/update/delete/submit/export/import/cancel/amend)
+    on ENTITY (`pack.name` or `*`), on the records --rows reach, with the field rules
+    --fields."""
     session = get_session()
     permission: dict[str, Any] = {"entity": entity, "actions": list(actions)}
     for option, text in (("rows", rows), ("fields", fields)):

@@ -20,7 +20,16 @@ UNSAFE = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 
 def init_app(app: Flask) -> None:
     """Register the API blueprint; CSRF is checked here only for cookie sessions."""
-    from formwork.api import files, openapi, packs, records, reports, roles, workflow  # noqa: F401  (routes register on import)
+    from formwork.api import (  # noqa: F401  (routes register on import)
+        documents,
+        files,
+        openapi,
+        packs,
+        records,
+        reports,
+        roles,
+        workflow,
+    )
 
     app.register_blueprint(bp)
     csrf = app.extensions.get("csrf")
@@ -70,8 +79,9 @@ def _runtime_failure(exc: RuntimeFailure) -> Any:
         extra["losses"] = exc.losses
     if isinstance(exc, PackInvalid):
         extra["problems"] = [p.as_dict() for p in exc.problems]
-    detail = str(exc) if not errors else f"{len(errors)} problem(s) found"
-    return problem(exc.status, exc.title, detail, exc.kind, errors, locale(), **extra)
+    language = locale()
+    detail = exc.describe(language) if not errors else f"{len(errors)} problem(s) found"
+    return problem(exc.status, exc.title, detail, exc.kind, errors, language, **extra)
 
 
 @bp.errorhandler(HTTPException)

@@ -50,6 +50,8 @@ def build_spec(metas: list[EntityMeta]) -> dict[str, Any]:
             parameters=[ID_PARAMETER],
         )
         _record_extras(spec, meta, base)
+        if (meta.entity.options.get("workflow") or {}).get("process"):
+            _lifecycle_ops(spec, meta, base)
     for path, operations in platform_paths().items():
         spec.path(path=path, operations=operations)
     document = spec.to_dict()
@@ -196,6 +198,62 @@ def _record_extras(spec: APISpec, meta: EntityMeta, base: str) -> None:
         },
         parameters=[ID_PARAMETER],
     )
+
+
+LIFECYCLE = {
+    "type": "object",
+    "required": ["state", "editable", "can"],
+    "properties": {
+        "state": {"type": "string"},
+        "instance_id": {"type": ["integer", "null"]},
+        "amended_from": {"type": ["integer", "null"]},
+        "amended_to": {"type": ["integer", "null"]},
+        "reason": {"type": "string"},
+        "editable": {"type": "boolean"},
+        "can": {"type": "object", "additionalProperties": {"type": "boolean"}},
+        "reversed": {"type": "array", "items": {"type": "integer"}},
+    },
+}
+REASON = {
+    "required": True,
+    "content": {
+        "application/json": {
+            "schema": {
+                "type": "object",
+                "required": ["reason"],
+                "properties": {"reason": {"type": "string", "minLength": 1, "maxLength": 2000}},
+            }
+        }
+    },
+}
+
+
+def _lifecycle_ops(spec: APISpec, meta: EntityMeta, base: str) -> None:
+    """Add the lifecycle, cancel and amend operations of an entity bound to a process."""
+    tags = [meta.entity.pack]
+    ref = {"$ref": f"#/components/schemas/{meta.entity.key}"}
+    errors = (400, 401, 403, 404, 409, 413, 415, 422)
+    operations: dict[str, tuple[str, str, Any, dict[str, Any]]] = {
+        "lifecycle": ("get", "Where the record stands in its approval lifecycle", None, LIFECYCLE),
+        "cancel": ("post", "Cancel (作废) an approved record; reverse what it posted", REASON,
+                   LIFECYCLE),
+        "amend": ("post", "Amend (变更): cancel it and get a new draft copied from it", REASON,
+                  ref),
+    }  # fmt: skip
+    for name, (method, summary, body, answer) in operations.items():
+        status = "201" if name == "amend" else "200"
+        operation: dict[str, Any] = {
+            "summary": summary,
+            "tags": tags,
+            "responses": _responses({status: _json(answer, summary)}, *errors),
+        }
+        if body is not None:
+            operation["requestBody"] = body
+        spec.path(
+            path=f"{base}/{{id}}/{name}",
+            operations={method: operation},
+            parameters=[ID_PARAMETER],
+        )
 
 
 def _list_parameters(meta: EntityMeta) -> list[dict[str, Any]]:

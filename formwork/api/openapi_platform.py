@@ -107,6 +107,19 @@ def platform_schemas() -> dict[str, dict[str, Any]]:
             }
         ),
         "Task": _task(),
+        "Notification": _object(
+            {
+                "id": {"type": "integer"},
+                "subject": {"type": "string"},
+                "body": {"type": "string"},
+                "user_id": _INT_OR_NULL,
+                "role": _STR_OR_NULL,
+                "instance_id": _INT_OR_NULL,
+                "created_at": _STAMP,
+                "read": {"type": "boolean"},
+            },
+            required=("id", "subject", "created_at", "read"),
+        ),
         "TaskDetail": _task_detail(),
         "HistoryEntry": _object(
             {
@@ -208,6 +221,7 @@ def _task() -> dict[str, Any]:
             "lane": _STR_OR_NULL,
             "role": _STR_OR_NULL,
             "assignee_id": _INT_OR_NULL,
+            "excluded_id": {**_INT_OR_NULL, "description": "the submitter, who may not act"},
             "entity": _STR_OR_NULL,
             "record_id": _INT_OR_NULL,
             "title": _STR_OR_NULL,
@@ -240,6 +254,8 @@ def _instance() -> dict[str, Any]:
             "process": {"type": "string"},
             "version": _INT_OR_NULL,
             "status": {"type": "string"},
+            "outcome": {**_STR_OR_NULL, "description": "what the record got at the end"},
+            "end_event": _STR_OR_NULL,
             "entity": _STR_OR_NULL,
             "record_id": _INT_OR_NULL,
             "title": _STR_OR_NULL,
@@ -412,7 +428,30 @@ def _task_paths() -> dict[str, dict[str, Any]]:
         _query("scope", {"type": "string", "enum": ["mine", "all"]}, "all: every task (admins)"),
         *_PAGE,
     ]
+    notification_id = [
+        {"name": "notification_id", "in": "path", "required": True,
+         "schema": {"type": "integer", "minimum": 1}}
+    ]  # fmt: skip
     return {
+        "/api/v1/notifications": {
+            "get": {
+                "summary": "Reminders processes left for me or my roles (unread; all=1: all)",
+                "tags": ["workflow"],
+                "parameters": [_query("all", _FLAG)],
+                "responses": {
+                    **_ok(_items("Notification"), "Reminders"),
+                    **problems(400, 401, 403),
+                },
+            }
+        },
+        "/api/v1/notifications/{notification_id}/read": {
+            "post": {
+                "summary": "Mark a reminder read",
+                "tags": ["workflow"],
+                "parameters": notification_id,
+                "responses": {"204": {"description": "Marked read"}, **problems(401, 403, 404)},
+            }
+        },
         "/api/v1/tasks": {
             "get": {
                 "summary": "My inbox: ready tasks assigned to me or to one of my roles",

@@ -25,6 +25,7 @@ from formwork.runtime.workflow import actions, views
 from formwork.runtime.workflow.context import StepFailed
 from formwork.runtime.workflow.deploy import deploy
 from formwork.runtime.workflow.models import ProcessInstance
+from formwork.runtime.workflow.notifications import mark_read, notifications_for
 from formwork.runtime.workflow.service import WorkflowService, record_failure
 from formwork.runtime.workflow.tasks import get_row, inbox
 
@@ -93,6 +94,22 @@ def tasks_view() -> Any:
     """List my ready tasks: `process`, `step`, `entity`, `record_id`, `overdue=1`, `scope=all`."""
     items = inbox(get_session(), _principal(), _query_args(), _now())
     return jsonify(items=items)
+
+
+@bp.get("/notifications")
+def notifications_view() -> Any:
+    """List the reminders processes left for me or my roles (`all=1`: read ones too)."""
+    unread = request.args.get("all") not in ("1", "true")
+    return jsonify(items=notifications_for(get_session(), _principal(), unread_only=unread))
+
+
+@bp.post("/notifications/<int(max=9223372036854775807):notification_id>/read")
+def notification_read_view(notification_id: int) -> Any:
+    """Mark a reminder read."""
+    session = get_session()
+    mark_read(session, _principal(), notification_id, _now())
+    session.commit()
+    return "", 204
 
 
 @bp.get("/tasks/<task_id>")

@@ -35,6 +35,9 @@ ENDPOINT_AREAS: dict[str, str] = {
     "api.upload_file": "records",
     "api.download_file": "records",
     "api.report_api": "records",  # GET only: a report's datasets, the viewer's rows
+    "api.lifecycle_view": "records",
+    "api.cancel_view": "records",
+    "api.amend_view": "records",
     # workflow: tasks and process instances
     "api.tasks_view": "workflow",
     "api.task_view": "workflow",
@@ -45,6 +48,8 @@ ENDPOINT_AREAS: dict[str, str] = {
     "api.retry_view": "workflow",
     "api.withdraw_view": "workflow",
     "api.definitions_view": "workflow",
+    "api.notifications_view": "workflow",
+    "api.notification_read_view": "workflow",
     # administration: deploying and migrating processes, packs, the security log
     "api.deploy_view": "admin",
     "api.migrate_view": "admin",

@@ -223,6 +223,7 @@ def _check_entity_options(entity: EntityDef) -> list[FieldError]:
     title = entity.title_field
     if title and title not in entity.field_map:
         problems.append(_unknown("/x-formwork/title_field", title))
+    problems += _check_reversal(entity)
     for i, rule in enumerate(entity.rules):
         try:
             check(rule["expression"])
@@ -238,6 +239,24 @@ def _check_entity_options(entity: EntityDef) -> list[FieldError]:
                 {"detail": f"table name '{entity.table_name}' is too long"},
             )
         )
+    return problems
+
+
+def _check_reversal(entity: EntityDef) -> list[FieldError]:
+    """Return the problems of `x-formwork.reversal`: it negates numeric fields and sets
+    stored ones (what cancelling an approval makes of a record the approval posted)."""
+    reversal = entity.options.get("reversal") or {}
+    problems = []
+    for i, name in enumerate(reversal.get("negate", ())):
+        fd = entity.field_map.get(name)
+        if fd is None:
+            problems.append(_unknown(f"/x-formwork/reversal/negate/{i}", name))
+        elif not fd.kind.can_aggregate(fd):
+            detail = f"'{name}' is not a number field; only numbers are negated"
+            problems.append(_schema_error(f"/x-formwork/reversal/negate/{i}", detail))
+    for name in reversal.get("set", {}):
+        if name not in entity.field_map:
+            problems.append(_unknown(f"/x-formwork/reversal/set/{name}", name))
     return problems
 
 

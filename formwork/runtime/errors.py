@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from types import MappingProxyType
 from typing import Any
 
 from formwork.runtime.messages import render
@@ -27,11 +28,28 @@ class FieldError:
 
 
 class RuntimeFailure(Exception):
-    """Base class of every error the runtime raises on purpose."""
+    """Base class of every error the runtime raises on purpose.
+
+    A failure raised with a message `code` (and `params`) is told to people in their own
+    language (`describe`); its `str()` stays the English text for logs and tests.
+    """
 
     status = 400
     title = "Bad request"
     kind = "bad-request"
+    code: str | None = None
+    params: Mapping[str, Any] = MappingProxyType({})
+
+    def describe(self, locale: str = "zh-CN") -> str:
+        """Return the failure's message in `locale` (its text when it carries no code)."""
+        if self.code is None:
+            return str(self)
+        return render(self.code, self.params, locale)
+
+    def coded(self, code: str, **params: Any) -> RuntimeFailure:
+        """Attach a message code (for `describe`) and return the failure, to raise it."""
+        self.code, self.params = code, MappingProxyType(params)
+        return self
 
 
 class ProblemList(RuntimeFailure):

@@ -12,7 +12,9 @@ if TYPE_CHECKING:
     from formwork.runtime.definitions import EntityDef
     from formwork.runtime.security import Principal
 
-EVENTS = ("before_save", "after_insert", "on_update", "on_delete")
+# before_change: an existing record is about to be updated or deleted (before its input is
+# validated), so a record that may not change at all is refused first, with the reason.
+EVENTS = ("before_change", "before_save", "after_insert", "on_update", "on_delete")
 
 
 @dataclass

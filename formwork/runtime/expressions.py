@@ -588,3 +588,38 @@ def run_script(
             raise _located(error, statement.text, statement.line) from None
         assigned[statement.name] = value
     return dict(assigned)
+
+
+# --- what an expression reads and a script writes -----------------------------------------
+
+
+@lru_cache(maxsize=1024)
+def expression_names(expression: str) -> frozenset[str]:
+    """Return the names an expression reads (call targets and comprehension variables aside);
+    cached, as the engine asks once per row."""
+    try:
+        tree = ast.parse(expression.strip(), mode="eval")
+    except (SyntaxError, ValueError, RecursionError):
+        return frozenset()  # the evaluator reports the error itself
+    called = {
+        n.func.id
+        for n in ast.walk(tree)
+        if isinstance(n, ast.Call) and isinstance(n.func, ast.Name)
+    }
+    bound = {
+        n.id
+        for c in ast.walk(tree)
+        if isinstance(c, ast.comprehension)
+        for n in ast.walk(c.target)
+        if isinstance(n, ast.Name)
+    }
+    names = {n.id for n in ast.walk(tree) if isinstance(n, ast.Name)}
+    return frozenset(names - called - bound - {"true", "false", "null", "None", "True", "False"})
+
+
+def assigned_names(script: str) -> frozenset[str]:
+    """Return the names a `name = expression` script assigns (empty when it does not parse)."""
+    try:
+        return frozenset(statement.name for statement in _parse_script(script))
+    except ExpressionError:
+        return frozenset()

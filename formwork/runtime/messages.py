@@ -81,15 +81,74 @@ _MESSAGES: dict[str, tuple[str, str]] = {
     "unknown_parameter": ("未知的查询参数 '{name}'", "Unknown query parameter '{name}'"),
     "bad_aggregate": ("聚合参数错误：{detail}", "Bad aggregate: {detail}"),
     "schema": ("{detail}", "{detail}"),
+    # -- document lifecycle and approvals
+    "locked_in_approval": (
+        "单据正在审批中，不能修改或删除；如需修改，请提交人先撤回",
+        "This record is in approval and cannot be {verb}; the submitter can withdraw it first",
+    ),
+    "locked_approved": (
+        "单据已审批（{state_zh}），不能修改或删除；如需更改，请作废或变更",
+        "This record is {state} and cannot be {verb}; cancel or amend it instead",
+    ),
+    "locked_cancelled": (
+        "单据已作废，不能修改或删除",
+        "This record is cancelled and cannot be {verb}",
+    ),
+    "already_in_approval": (
+        "单据已在审批中，不能重复提交",
+        "This record is already in approval",
+    ),
+    "not_resubmittable": (
+        "单据已审批（{state_zh}），不能再次提交；如需更改，请使用变更",
+        "This record is {state} and cannot be submitted again; amend it instead",
+    ),
+    "not_cancellable": (
+        "只有已审批的单据可以作废或变更（当前：{state_zh}）",
+        "Only an approved record can be cancelled or amended (it is {state})",
+    ),
+    "not_your_task": ("你不是此审批步骤的处理人", "You do not hold this approval step"),
+    "own_request": (
+        "提交人不能审批自己提交的单据",
+        "The submitter may not approve their own request",
+    ),
+    "task_gone": ("此待办已处理或已取消", "This task has already been handled"),
+    "not_in_form": (
+        "此审批步骤的表单没有字段 '{name}'",
+        "This step's form has no field '{name}'",
+    ),
+    "comment_required": ("请填写意见（驳回和退回必须说明原因）", "A comment is required"),
+    "pick_user": ("请选择一位用户", "Choose a user"),
+    "not_a_candidate": (
+        "此用户不能处理这个审批步骤",
+        "This user cannot hold this approval step",
+    ),
+    "set_by_process": (
+        "此字段由审批流程填写，不能手工修改",
+        "This field is set by the approval process",
+    ),
 }
 
 MESSAGES: Mapping[str, tuple[str, str]] = MappingProxyType(_MESSAGES)
+
+
+STATE_LABELS_ZH: Mapping[str, str] = MappingProxyType(
+    {
+        "draft": "草稿",
+        "in-approval": "审批中",
+        "approved": "已通过",
+        "rejected": "已驳回",
+        "withdrawn": "已撤回",
+        "cancelled": "已作废",
+    }
+)
 
 
 def render(code: str, params: Mapping[str, Any], locale: str = DEFAULT_LOCALE) -> str:
     """Return the message for `code` in `locale`, filled in with `params`."""
     zh, en = MESSAGES.get(code, ("{detail}", "{detail}"))
     template = en if locale.lower().startswith("en") else zh
+    if "state" in params:
+        params = {**params, "state_zh": STATE_LABELS_ZH.get(str(params["state"]), params["state"])}
     try:
         return template.format(**params)
     except (KeyError, IndexError):

@@ -132,11 +132,15 @@ class RecordService:
     ) -> None:
         # A field the role may not set is refused when the payload changes it; sending
         # back the value it has (a client that PATCHes what it read) is fine.
-        locked = self.principal.read_only_fields(meta.entity.key, action)
-        if not locked or not isinstance(payload, Mapping):
+        if not isinstance(payload, Mapping):
             return
         current = before or {}
-        errors = []
+        errors = [
+            FieldError(f"/{name}", "set_by_process")
+            for name in sorted(self._process_fields(meta))
+            if name in payload and not _same(payload[name], current.get(name))
+        ]
+        locked = self.principal.read_only_fields(meta.entity.key, action)
         for name in sorted(locked):
             head, _, tail = name.partition(".")
             if not tail and name in payload and not _same(payload[name], current.get(name)):
@@ -152,6 +156,13 @@ class RecordService:
                 ]
         if errors:
             raise ValidationFailed(errors)
+
+    def _process_fields(self, meta: EntityMeta) -> frozenset[str]:
+        """Return the fields only a process writes (`set_by: process`), unless the principal
+        is a process or the system (pack data, the command line)."""
+        if self.principal.is_process or self.principal.user_id is None:
+            return frozenset()
+        return frozenset(f.name for f in meta.entity.fields if f.opt("set_by") == "process")
 
     def _keep_locked_lines(
         self, meta: EntityMeta, converted: Converted, old_children: Mapping[str, list[Any]]
@@ -206,6 +217,7 @@ class RecordService:
         """Apply a partial change if `version` is current; return the record as JSON values."""
         meta = self._meta(key, "update")
         old = self._read_for(meta, record_id, "update")
+        self._emit("before_change", meta, old, old, record_id)
         old_children = read_children(self.session, meta, [record_id]).get(record_id, {})
         before = dump_record(meta, old, old_children)
         _check_version(version, old, self.shown(meta, before))
@@ -247,6 +259,7 @@ class RecordService:
         """Delete a record and its line items (refused while other records refer to it)."""
         meta = self._meta(key, "delete")
         old = self._read_for(meta, record_id, "delete")
+        self._emit("before_change", meta, old, old, record_id)
         old_children = read_children(self.session, meta, [record_id]).get(record_id, {})
         before = dump_record(meta, old, old_children)
         if version is not None:

@@ -116,9 +116,12 @@ class Registry:
         entities: Iterable[EntityDef],
         version: int = 0,
         disabled_packs: frozenset[str] = frozenset(),
+        depends: Mapping[str, frozenset[str]] | None = None,
     ) -> None:
         self.version = version
         self.disabled_packs = disabled_packs
+        # Each installed pack's declared dependencies (pack.json `depends`).
+        self.depends: Mapping[str, frozenset[str]] = dict(depends or {})
         self.entities: Mapping[str, EntityDef] = {e.key: e for e in entities}
         self.metadata, self.tables = build_tables(self.entities.values())
         self._metas = {k: EntityMeta(e, self.tables[k], self) for k, e in self.entities.items()}
@@ -163,6 +166,14 @@ class Registry:
                 found.setdefault(target, []).append((entity.key, user, scope))
         return found
 
+    def reach_of(self, pack: str | None) -> frozenset[str]:
+        """Return the entities a pack's processes may act on: the pack's own and those of the
+        packs it declares as dependencies (DESIGN.md decision 14)."""
+        if pack is None:
+            return frozenset()
+        packs = {pack, *self.depends.get(pack, frozenset())}
+        return frozenset(k for k, e in self.entities.items() if e.pack in packs)
+
     def is_enabled(self, key: str) -> bool:
         """Return False when the entity's pack is switched off."""
         return self.entity(key).pack not in self.disabled_packs
@@ -178,7 +189,8 @@ def load_registry(session: Session) -> Registry:
     rows = session.scalars(sa.select(EntityRecord).order_by(EntityRecord.key)).all()
     # An uninstalled pack's tables and definitions are kept, but it is not served.
     entities = [parse_entity(row.pack, row.definition) for row in rows if row.pack not in archived]
-    return Registry(entities, stored_version(session), disabled)
+    depends = {n: frozenset((r.manifest or {}).get("depends") or {}) for n, r in states.items()}
+    return Registry(entities, stored_version(session), disabled, depends)
 
 
 def stored_entities(session: Session) -> dict[str, EntityDef]:

@@ -19,9 +19,11 @@ from sqlalchemy.orm import Session
 from formwork.runtime.errors import PermissionDenied
 from formwork.runtime.models import RolePermission, User, UserRole
 
-ACTIONS = ("read", "create", "update", "delete", "submit", "export", "import")
+# cancel (作废) and amend (变更) act on approved documents (see workflow/lifecycle.py).
+ACTIONS = ("read", "create", "update", "delete", "submit", "export", "import", "cancel", "amend")
 WRITE_ACTIONS = ("create", "update")
 ADMIN_ROLE = "admin"
+PROCESS_ROLE = "process"  # the principal of a process's service tasks, never granted to people
 
 
 @dataclass(frozen=True)
@@ -77,6 +79,11 @@ class Principal:
         """Return True for members of the admin role."""
         return ADMIN_ROLE in self.roles
 
+    @property
+    def is_process(self) -> bool:
+        """Return True for the principal of a process's service tasks."""
+        return PROCESS_ROLE in self.roles
+
     def can(self, entity_key: str, action: str) -> bool:
         """Return True when the principal may perform `action` on `entity_key`."""
         if self.is_admin:
@@ -128,6 +135,15 @@ def redact(record: dict[str, Any], hidden: frozenset[str]) -> dict[str, Any]:
                 for row in rows
             ]
     return out
+
+
+def process_principal(key: str, reach: Iterable[str], actor: Principal) -> Principal:
+    """Return the principal a process's service tasks act as: every action on the entities
+    it reaches and nothing more (a process is never an administrator); audited as `actor`."""
+    grants = frozenset((entity, action) for entity in reach for action in ACTIONS)
+    return Principal(
+        actor.user_id, f"process:{key}"[:64], frozenset({PROCESS_ROLE}), grants, actor.locale
+    )
 
 
 def system_principal() -> Principal:

@@ -19,7 +19,16 @@ bp = Blueprint("web", __name__)
 
 def init_app(app: Flask) -> None:
     """Register the pages, Flask-Babel and the template helpers."""
-    from formwork.web import home, imports, lists, records, reports, roles_admin, tasks  # noqa: F401  (routes register)
+    from formwork.web import (  # noqa: F401  (routes register)
+        documents,
+        home,
+        imports,
+        lists,
+        records,
+        reports,
+        roles_admin,
+        tasks,
+    )
 
     reports.init_app(app)
 
@@ -61,7 +70,7 @@ def _runtime_failure(exc: RuntimeFailure) -> Any:
     elif isinstance(exc, NotFound):
         status, message = 404, _("This page or record does not exist.")
     else:
-        status, message = exc.status, str(exc)
+        status, message = exc.status, exc.describe(i18n.current_locale())
     return render_template("web/error.html", status=status, message=message), status
 
 

@@ -27,6 +27,7 @@ from formwork.web.context import (
     principal,
     service,
 )
+from formwork.web.documents import document_panel, state_labels
 from formwork.web.form_view import section_views
 from formwork.web.forms import (
     FormState,
@@ -38,7 +39,6 @@ from formwork.web.forms import (
 )
 from formwork.web.i18n import current_locale
 from formwork.web.layouts import FormLayout
-from formwork.web.tasks import approval_of
 from formwork.web.widgets import widget
 
 
@@ -62,7 +62,21 @@ def edit(pack: str, entity: str, record_id: int) -> Any:
     record = service().get(meta.entity.key, record_id)
     if request.method == "POST":
         return _save(meta, layout, record)
+    document = document_panel(meta.entity.key, record_id, principal())
+    if document is not None and not document["editable"]:
+        flash(_why_locked(document["state"]), "warning")
+        return redirect(
+            url_for("web.detail", pack=pack, entity=entity, record_id=record_id), code=303
+        )
     return _render_form(meta, layout, state_from_record(meta, layout, record), record)
+
+
+def _why_locked(state: str) -> str:
+    if state == "in-approval":
+        return _("This record is in approval and cannot be edited; the submitter can withdraw it.")
+    if state == "cancelled":
+        return _("This record is cancelled and cannot be edited.")
+    return _("This record is approved and cannot be edited; cancel or amend it instead.")
 
 
 def _render_form(
@@ -121,7 +135,10 @@ def _save(meta: EntityMeta, layout: FormLayout, record: dict[str, Any] | None) -
     except Conflict as exc:
         _undo(records.session, saved)
         _fill_computed(meta, payload, state)
-        current = exc.current or {}
+        if exc.current is None:  # refused (a locked record), not someone else's newer save
+            state.form_errors.append(exc.describe(locale))
+            return _render_form(meta, layout, state, record, 409, version=_posted_version())
+        current = exc.current
         return _render_form(
             meta, layout, state, record, 409, conflict=current, version=current.get("version")
         )
@@ -229,6 +246,8 @@ def detail(pack: str, entity: str, record_id: int) -> Any:
         for i in (0, 1)
     ]
     lookups = lookups_for(meta, [record, *changed])
+    key = meta.entity.key
+    document = document_panel(key, record_id, who)
     return render_template(
         "web/detail.html",
         meta=meta,
@@ -240,9 +259,10 @@ def detail(pack: str, entity: str, record_id: int) -> Any:
         children=dict(meta.children),
         widget=widget,
         label=meta.entity.label(current_locale()),
-        can_update=who.can(meta.entity.key, "update"),
-        can_delete=who.can(meta.entity.key, "delete"),
-        approval=approval_of(meta.entity.key, record_id, who),
+        can_update=document["can"]["update"] if document else who.can(key, "update"),
+        can_delete=document["can"]["delete"] if document else who.can(key, "delete"),
+        document=document,
+        state_labels=state_labels(),
         line_hidden=who.hidden_fields(meta.entity.key),
     )
 

@@ -17,16 +17,15 @@ from formwork.context import clock, get_session, registry, workflow_service
 from formwork.runtime.definitions import FieldDef
 from formwork.runtime.errors import Conflict, FieldError, RuntimeFailure, ValidationFailed
 from formwork.runtime.fields import get_field_type
-from formwork.runtime.security import Principal
 from formwork.runtime.titles import user_names
 from formwork.runtime.workflow import actions, views
 from formwork.runtime.workflow.models import TaskRow
+from formwork.runtime.workflow.notifications import mark_read, notifications_for
 from formwork.runtime.workflow.service import WorkflowService
-from formwork.runtime.workflow.tasks import count_open_tasks, get_row, inbox
+from formwork.runtime.workflow.tasks import candidates, count_open_tasks, get_row, inbox
 from formwork.web import bp
 from formwork.web.context import lookups_for, principal
 from formwork.web.context import service as records
-from formwork.web.filters import active_users
 from formwork.web.form_view import FieldView
 from formwork.web.i18n import current_locale
 from formwork.web.widgets import Lookups, WidgetError, widget
@@ -70,7 +69,22 @@ def inbox_page() -> Any:
     for item in items:
         item["record_url"] = _record_url(item["entity"], item["record_id"])
         item["due"] = _moment(item["due_at"])
-    return render_template("web/tasks.html", items=items, scope=scope, scopes=_scope_labels())
+    notes = notifications_for(get_session(), who)
+    for note in notes:
+        note["at"] = _moment(note["created_at"])
+    return render_template(
+        "web/tasks.html", items=items, scope=scope, scopes=_scope_labels(), notes=notes
+    )
+
+
+@bp.post("/app/notifications/<int:notification_id>/read")
+@login_required
+def notification_read(notification_id: int) -> Any:
+    """Mark a reminder read and go back to the inbox."""
+    session = get_session()
+    mark_read(session, principal(), notification_id, _now())
+    session.commit()
+    return redirect(url_for("web.inbox_page"))
 
 
 def _scope_labels() -> list[tuple[str, str]]:
@@ -131,7 +145,7 @@ def _render_task(
         "record_url": _record_url(detail["entity"], detail["record_id"]),
         "history": _history(service.session, row.instance_id, detail["history"]),
         "return_steps": _return_steps(service.session, row),
-        "users": active_users(),
+        "users": [(str(i), name) for i, name in candidates(service.session, row)],
         "conflict": str(error) if isinstance(error, Conflict) else None,
         "problems": errors.get("", []),
         "action": action,
@@ -301,32 +315,6 @@ def _status_labels() -> dict[str, str]:
         "running": _("Running"), "completed": _("Approved"), "rejected": _("Rejected"),
         "withdrawn": _("Withdrawn"), "error": _("Error"),
     }  # fmt: skip
-
-
-def approval_of(entity: str, record_id: int, who: Principal) -> dict[str, Any] | None:
-    """Return what the detail page shows about a record's approval: its latest process
-    instance and whether the user may submit it now (None when no process is bound)."""
-    from formwork.runtime.workflow.models import ProcessInstance
-    from formwork.runtime.workflow.service import bound_definition
-
-    session = get_session()
-    option = registry().entity(entity).options.get("workflow") or {}
-    if not option.get("process"):
-        try:
-            bound_definition(session, entity)
-        except RuntimeFailure:
-            return None
-    latest = session.scalars(
-        sa.select(ProcessInstance)
-        .where(ProcessInstance.entity == entity, ProcessInstance.record_id == record_id)
-        .order_by(ProcessInstance.id.desc())
-        .limit(1)
-    ).first()
-    running = latest is not None and latest.status in ("running", "error")
-    return {
-        "instance": latest,
-        "can_submit": not running and who.can(entity, "submit"),
-    }
 
 
 @bp.post("/app/<pack>/<entity>/<int:record_id>/submit")

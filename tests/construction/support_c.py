@@ -108,13 +108,14 @@ def member_user(session: Any, project_id: int, role: str) -> int | None:
     ).scalar()
 
 
-def user_with_role(session: Any, role: str) -> int:
-    """Return a user holding `role` (created when none does)."""
-    found = session.execute(
-        sa.select(UserRole.user_id).where(UserRole.role == role).order_by(UserRole.user_id).limit(1)
-    ).scalar()
+def user_with_role(session: Any, role: str, other_than: int | None = None) -> int:
+    """Return a user holding `role` other than `other_than` (created when none does)."""
+    query = sa.select(UserRole.user_id).where(UserRole.role == role)
+    if other_than is not None:
+        query = query.where(UserRole.user_id != other_than)
+    found = session.execute(query.order_by(UserRole.user_id).limit(1)).scalar()
     if found is None:
-        found = create_user(session, f"t_{role}", "Secret-pass-1", [role]).id
+        found = create_user(session, f"t_{role}_{other_than or 0}", "Secret-pass-1", [role]).id
         session.commit()
     return int(found)
 
@@ -149,8 +150,11 @@ def act(
     """Complete the ready task of `step` as the user it is assigned to (or one in its role)."""
     row = next((r for r in ready(session, instance_id) if r.step == step), None)
     assert row is not None, f"no ready task {step}: {[r.step for r in ready(session, instance_id)]}"
-    actor = row.assignee_id if row.assignee_id is not None else user_with_role(session, row.role)
-    instance = complete(workflow(session, actor), row.id, action, "", data)
+    actor = row.assignee_id
+    if actor is None:  # a step open to a role: one of its holders, never the submitter
+        actor = user_with_role(session, row.role, row.excluded_id)
+    comment = {"approve": ""}.get(action, f"{action}: 请补充说明")
+    instance = complete(workflow(session, actor), row.id, action, comment, data)
     session.commit()
     return instance
 

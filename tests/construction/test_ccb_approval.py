@@ -114,11 +114,16 @@ def test_round_trip_and_checks(admin: Api, db: Any) -> None:
     record = created.get_json()
     assert record["number"] == f"P2403-BG-{existing + 1:04d}"
     assert record["estimated_amount"] == "10604.00" and record["late_submission"] is False
-    patched = admin.patch(
-        f"/api/v1/ccb_approval/change_request/{record['id']}",
-        {"version": record["version"], "submitted_at": "2099-01-01T00:00:00+00:00"},
-    )
-    assert patched.status_code == 200 and patched.get_json()["late_submission"] is True
+    # The submission time is the process's to set (the 48-hour rule depends on it).
+    for field, value in (("submitted_at", "2099-01-01T00:00:00+00:00"), ("approved_amount", "1")):
+        patched = admin.patch(
+            f"/api/v1/ccb_approval/change_request/{record['id']}",
+            {"version": record["version"], field: value},
+        )
+        assert patched.status_code == 422, patched.get_json()
+        assert patched.get_json()["errors"][0] == {
+            "pointer": f"/{field}", "code": "set_by_process", "detail": "此字段由审批流程填写，不能手工修改"
+        }  # fmt: skip
     bad = admin.post(
         "/api/v1/ccb_approval/change_request", {**body, "quantity": "3", "unit_price": None}
     )

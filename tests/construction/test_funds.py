@@ -402,7 +402,8 @@ def inbox(cons: Construction, username: str, instance_id: int) -> list[dict[str,
 
 def act(cons: Construction, username: str, task: dict[str, Any], action: str, **data: Any) -> Any:
     return cons.api(username).post(
-        f"/api/v1/tasks/{task['id']}/complete", {"action": action, "comment": "", "data": data}
+        f"/api/v1/tasks/{task['id']}/complete",
+        {"action": action, "comment": "" if action == "approve" else "金额不符", "data": data},
     )
 
 

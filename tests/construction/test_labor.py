@@ -14,6 +14,7 @@ import sqlalchemy as sa
 
 from formwork.runtime.models import User
 from formwork.runtime.packs import pack_records
+from formwork.runtime.workflow.models import HistoryEntry
 from tests.conftest import Api
 from tests.construction import support_c
 from tests.construction.support_c import (
@@ -370,14 +371,18 @@ def test_day_sheet_approval_posts_labour_cost(admin: Api, db: Any) -> None:
     sheet = _new_sheet(admin, db, "P2401")
     project = sheet["project"]
     site = member_user(db, project, "site-engineer")
-    instance = workflow(db, site).submit("labor.day_sheet", sheet["id"])
-    db.commit()
     crew = rows(db, "labor.crew", id=sheet["crew"])[0]
-    (task,) = ready(db, instance.id)
-    assert (task.step, task.assignee_id) == ("leader_review", crew["leader"])
-    act(db, instance.id, "leader_review")
+    # The crew leader submits his crew's sheet: his own confirmation step passes (skip).
+    instance = workflow(db, crew["leader"]).submit("labor.day_sheet", sheet["id"])
+    db.commit()
     (task,) = ready(db, instance.id)
     assert (task.step, task.assignee_id) == ("site_review", site)
+    skipped = db.scalars(
+        sa.select(HistoryEntry).where(
+            HistoryEntry.instance_id == instance.id, HistoryEntry.action == "skip"
+        )
+    ).all()
+    assert [h.step for h in skipped] == ["leader_review"]
     act(db, instance.id, "site_review")
     (task,) = ready(db, instance.id)
     assert (task.step, task.assignee_id) == ("pm_review", member_user(db, project, "manager"))

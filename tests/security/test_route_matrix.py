@@ -50,6 +50,9 @@ POLICIES: dict[str, dict[str, Policy]] = {
     "api.delete_view": {"DELETE": api("delete", "/secure/sheet/{MISSING}")},
     "api.history_view": {"GET": api("read", "/secure/sheet/{MISSING}/history")},
     "api.aggregate_view": {"GET": api("read", "/secure/sheet/aggregate")},
+    "api.lifecycle_view": {"GET": api("read", "/secure/sheet/{MISSING}/lifecycle")},
+    "api.cancel_view": {"POST": api("cancel", "/secure/sheet/{MISSING}/cancel", body={})},
+    "api.amend_view": {"POST": api("amend", "/secure/sheet/{MISSING}/amend", body={})},
     "api.upload_file": {"POST": api("signed_in", "/files", body={})},
     "api.download_file": {"GET": api("signed_in", "/files/{MISSING}")},
     "api.report_api": {"GET": api("signed_in", "/reports/secure/nope")},
@@ -63,6 +66,10 @@ POLICIES: dict[str, dict[str, Policy]] = {
     "api.retry_view": {"POST": api("admin", "/processes/{MISSING}/retry", body={})},
     "api.withdraw_view": {"POST": api("signed_in", "/processes/{MISSING}/withdraw", body={})},
     "api.definitions_view": {"GET": api("signed_in", "/process-definitions")},
+    "api.notifications_view": {"GET": api("signed_in", "/notifications")},
+    "api.notification_read_view": {
+        "POST": api("signed_in", "/notifications/{MISSING}/read", body={})
+    },
     "api.deploy_view": {"POST": api("admin", "/process-definitions", body={})},
     "api.migrate_view": {"POST": api("admin", "/processes/migrate", body={})},
     # administration
@@ -110,6 +117,10 @@ POLICIES: dict[str, dict[str, Policy]] = {
     },
     "web.delete": {"POST": Policy("delete", "/app/secure/sheet/{MISSING}/delete")},
     "web.submit_record": {"POST": Policy("submit", "/app/secure/sheet/{MISSING}/submit")},
+    "web.withdraw_record": {"POST": Policy("read", "/app/secure/sheet/{MISSING}/withdraw")},
+    "web.cancel_record": {"POST": Policy("cancel", "/app/secure/sheet/{MISSING}/cancel")},
+    "web.amend_record": {"POST": Policy("amend", "/app/secure/sheet/{MISSING}/amend")},
+    "web.notification_read": {"POST": Policy("signed_in", "/app/notifications/{MISSING}/read")},
     "web.bulk_delete": {"POST": Policy("delete", "/app/secure/sheet/bulk-delete")},
     "web.compute": {"POST": Policy("read", "/app/secure/sheet/compute")},
     "web.lookup": {"GET": Policy("read", "/app/secure/sheet/lookup/project")},

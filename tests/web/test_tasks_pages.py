@@ -119,6 +119,11 @@ def test_return_and_delegate_take_their_target_from_the_form(web, session, ccb, 
     response = cost.post(f"/app/tasks/{task.id}", {"action": "delegate", "to_user": ""})
     assert response.status_code == 422 and 'data-testid="problems"' in response.get_data(True)
     response = cost.post(f"/app/tasks/{task.id}", {"action": "return", "to": "site_review"})
+    assert response.status_code == 422  # a return says why
+    assert "请填写意见" in response.get_data(True)
+    response = cost.post(
+        f"/app/tasks/{task.id}", {"action": "return", "to": "site_review", "comment": "缺照片"}
+    )
     assert response.status_code == 302
     session.rollback()  # end the read snapshot
     assert "site_review" in ready(session, instance_id)

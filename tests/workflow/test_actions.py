@@ -59,7 +59,7 @@ def test_return_goes_back_to_an_earlier_step(session, ccb, wf_for):
             wf_for("cost"),
             ready(session, instance_id)["cost_review"].id,
             "return",
-            "",
+            "再补一次",
             {"to": "nope"},
         )
     assert [a for a, _ in history(session, instance_id)].count("return") == 1
@@ -88,17 +88,20 @@ def test_delegate_moves_the_task_to_another_user(session, ccb, wf_for):
 
 def test_add_signer_asks_someone_else_first_then_returns(session, ccb, wf_for):
     _, instance_id = submitted(session, ccb, wf_for)
-    site = ready(session, instance_id)["site_review"]
-    act(wf_for, "site", site, "add_signer", comment="请造价先看", data={"to": ccb["cost"]["id"]})
-    site = ready(session, instance_id)["site_review"]
-    assert site.assignee_id == ccb["cost"]["id"]
-    act(wf_for, "cost", site, comment="同意")
-    site = ready(session, instance_id)["site_review"]
-    assert site.assignee_id == ccb["site"]["id"]  # back to the one who added the signer
-    act(wf_for, "site", site)
-    assert sorted(ready(session, instance_id)) == ["cost_review", "pm_review"]
+    act(wf_for, "site", ready(session, instance_id)["site_review"])
+    pm = ready(session, instance_id)["pm_review"]
+    with pytest.raises(ValidationFailed, match="cannot hold"):  # not of the step's role
+        complete(wf_for("pm"), pm.id, "add_signer", "请造价先看", {"to": ccb["cost"]["id"]})
+    session.rollback()
+    act(wf_for, "pm", pm, "add_signer", comment="请王经理先看", data={"to": ccb["pm2"]["id"]})
+    pm = ready(session, instance_id)["pm_review"]
+    assert pm.assignee_id == ccb["pm2"]["id"]
+    act(wf_for, "pm2", pm, comment="同意")
+    pm = ready(session, instance_id)["pm_review"]
+    assert pm.assignee_id == ccb["pm"]["id"]  # back to the one who added the signer
+    act(wf_for, "pm", pm)
     actions = [a for a, _ in history(session, instance_id)]
-    assert actions == ["start", "add_signer", "approve", "approve"]
+    assert actions == ["start", "approve", "add_signer", "approve", "approve"]
 
 
 def test_withdraw_only_before_anyone_acted_and_only_by_the_submitter(session, ccb, wf_for):

@@ -50,7 +50,7 @@ def test_submit_inbox_detail_and_complete(wf_api, ccb):
     assert done.status_code == 200, done.json
     assert sorted(t["step"] for t in done.json["tasks"]) == ["cost_review", "pm_review"]
     stale = site.post(f"/api/v1/tasks/{task_id}/complete", {"action": "approve"})
-    assert stale.status_code == 409 and "already completed" in stale.json["detail"]
+    assert stale.status_code == 409 and stale.json["detail"] == "此待办已处理或已取消"
 
     cost_task = wf_api("cost").get("/api/v1/tasks").json["items"][0]
     bad = wf_api("cost").post(
@@ -192,7 +192,11 @@ def test_records_in_approval_are_locked_and_the_state_is_the_process_s(wf_api, c
     )
     version = submitter.get(path).json["version"]
     locked = submitter.patch(path, {"version": version, "amount": "1.00"})
-    assert locked.status_code == 409 and "in approval" in locked.json["detail"]
+    assert locked.status_code == 409 and "审批中" in locked.json["detail"]
+    english = submitter.patch(
+        path, {"version": version, "amount": "1.00"}, headers={"Accept-Language": "en"}
+    )
+    assert "in approval" in english.json["detail"]
     assert wf_api("boss").delete(f"{path}?version={version}").status_code == 409
     submitter.post(f"/api/v1/processes/{started.json['id']}/withdraw", {})
     version = submitter.get(path).json["version"]

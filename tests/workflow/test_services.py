@@ -19,7 +19,7 @@ from formwork.runtime.records import RecordService
 from formwork.runtime.registry import load_registry
 from formwork.runtime.schema import apply_definitions
 from formwork.runtime.security import system_principal
-from formwork.runtime.workflow.binding import (
+from formwork.runtime.workflow.services import (
     create_record,
     find_record,
     increment_record,
@@ -192,9 +192,11 @@ def _ctx(session: Any, entity: str | None = None, record_id: int | None = None) 
         entity=entity, record_id=record_id, process_key="x", status="running"
     )
     now = session_clock(session).now()
+    registry = load_registry(session)
     return StepContext(
-        session, system_principal(), load_registry(session), EventBus(), instance, now, None
-    )
+        session, system_principal(), registry, EventBus(), instance, now, None,
+        reach=registry.reach_of("svc"),
+    )  # fmt: skip
 
 
 def test_increment_by_id_and_errors(session: Any, svc: dict[str, Any]) -> None:
@@ -251,8 +253,10 @@ def test_find_record(session: Any, svc: dict[str, Any]) -> None:
         find_record(ctx, {"entity": "svc.account", "filters": {"code": "ZZ"}, "required": True})
     with pytest.raises(ValueError, match="has no field"):
         find_record(ctx, {"entity": "svc.account", "filters": {"code": "A1"}, "field": "nope"})
-    with pytest.raises(ValueError, match="needs 'entity'"):
+    with pytest.raises(ValueError, match="needs 'filters'"):
         find_record(ctx, {"entity": "svc.account", "filters": {}})
+    with pytest.raises(ValueError, match="needs 'entity'"):
+        find_record(ctx, {"filters": {"code": "A1"}})
 
 
 def test_a_failing_service_fails_the_whole_step(session: Any, svc: dict[str, Any]) -> None:

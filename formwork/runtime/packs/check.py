@@ -167,10 +167,33 @@ class _Checker:
             if not path.endswith(".bpmn"):
                 continue
             try:
-                parse_process(text, dmn)
+                parsed = parse_process(text, dmn)
             except ValidationFailed as exc:
                 for error in exc.errors:
                     self.add("pack.E062", path, error.pointer, error.message("en"))
+                continue
+            self.check_process(path, parsed)
+
+    def check_process(self, path: str, parsed: Any) -> None:
+        """Check a process's outcomes (for the entity bound to it), its service tasks (known
+        services, parameters, the pack's reach) and its task forms."""
+        from formwork.runtime.workflow.checks import process_problems
+        from formwork.runtime.workflow.services import default_services
+
+        entities = self.all_entities()
+        binding = next(
+            (
+                {**e.options["workflow"], "entity": key}
+                for key, e in self.parsed.items()
+                if (e.options.get("workflow") or {}).get("process") == parsed.key
+            ),
+            None,
+        )
+        packs = frozenset({self.manifest.name, *self.manifest.depends})
+        fields = {k: frozenset(f.name for f in e.fields) for k, e in entities.items()}
+        specs = [parsed.spec, *parsed.subprocess_specs.values()]
+        for problem in process_problems(specs, binding, default_services(), packs, fields):
+            self.add("pack.E063", path, "", problem)
 
     def check_entities(self) -> None:
         for path, document in self.checked.entities.items():

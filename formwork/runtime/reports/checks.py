@@ -10,13 +10,12 @@ from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Any
 
 from formwork.runtime.definitions import EntityDef
-from formwork.runtime.expressions import ExpressionError, check
+from formwork.runtime.expressions import ExpressionError, check, expression_names
 from formwork.runtime.query import OPERATORS
 from formwork.runtime.reports.definition import (
     PLACEHOLDER,
     Dataset,
     ReportDef,
-    expression_names,
     parse_report,
     resolve_token,
 )

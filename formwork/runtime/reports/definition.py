@@ -4,13 +4,11 @@ resolved, and the date tokens (`@today-30`, `@month+1`) turned into dates."""
 
 from __future__ import annotations
 
-import ast
 import datetime as dt
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
-from functools import lru_cache
 from typing import Any
 
 from formwork.runtime.errors import BadQuery, FieldError
@@ -309,30 +307,6 @@ def fill_filters(
 
 def _as_text(value: Any) -> str:
     return value.isoformat() if isinstance(value, dt.date) else str(value)
-
-
-@lru_cache(maxsize=1024)
-def expression_names(expression: str) -> frozenset[str]:
-    """Return the names an expression reads (call targets and comprehension variables aside);
-    cached, as the engine asks once per row."""
-    try:
-        tree = ast.parse(expression.strip(), mode="eval")
-    except (SyntaxError, ValueError, RecursionError):
-        return frozenset()  # the evaluator reports the error itself
-    called = {
-        n.func.id
-        for n in ast.walk(tree)
-        if isinstance(n, ast.Call) and isinstance(n.func, ast.Name)
-    }
-    bound = {
-        n.id
-        for c in ast.walk(tree)
-        if isinstance(c, ast.comprehension)
-        for n in ast.walk(c.target)
-        if isinstance(n, ast.Name)
-    }
-    names = {n.id for n in ast.walk(tree) if isinstance(n, ast.Name)}
-    return frozenset(names - called - bound - {"true", "false", "null", "None", "True", "False"})
 
 
 # -- dashboards -------------------------------------------------------------------------------

@@ -18,14 +18,13 @@ from sqlalchemy.orm import Session
 from formwork.runtime.aggregate import aggregate
 from formwork.runtime.definitions import FieldDef
 from formwork.runtime.errors import PermissionDenied
-from formwork.runtime.expressions import ExpressionError, evaluate
+from formwork.runtime.expressions import ExpressionError, evaluate, expression_names
 from formwork.runtime.query import MAX_PER_PAGE, list_records
 from formwork.runtime.registry import EntityMeta, Registry
 from formwork.runtime.reports.definition import (
     Dataset,
     Group,
     ReportDef,
-    expression_names,
     fill_filters,
     resolve_params,
 )

@@ -1,5 +1,12 @@
 """The approval actions on a task: approve, reject, return (退回), delegate (转办),
-add a signer (加签), withdraw (撤回) and comment. Each is one step and one history entry."""
+add a signer (加签), withdraw (撤回) and comment. Each is one step and one history entry.
+
+A completion changes only what the task's form declares (DESIGN.md decision 14): its
+fields are validated against the form, anything else is refused with a pointer. A form field
+that is a field of the bound record is written to the record (validated by its field type)
+and read back, so later steps and postings use the record as approved; the others become
+process data. Routing and assignment variables are never form fields (deploy refuses them).
+"""
 
 from __future__ import annotations
 
@@ -13,15 +20,25 @@ from SpiffWorkflow.bpmn import BpmnWorkflow
 from SpiffWorkflow.util.task import TaskState
 
 from formwork.runtime.errors import Conflict, FieldError, PermissionDenied, ValidationFailed
-from formwork.runtime.models import User
+from formwork.runtime.workflow.binding import record_data, to_json, update_bound
 from formwork.runtime.workflow.context import StepContext
 from formwork.runtime.workflow.models import HistoryEntry, ProcessInstance, TaskRow
+from formwork.runtime.workflow.outcomes import DECISION, routes_on_decision
 from formwork.runtime.workflow.service import WorkflowService, check_data
-from formwork.runtime.workflow.tasks import form_schema, get_row, require_actor, step_name
+from formwork.runtime.workflow.tasks import (
+    candidates,
+    form_schema,
+    get_row,
+    require_actor,
+    step_name,
+)
 
 ACTIONS = ("approve", "reject", "return", "delegate", "add_signer", "withdraw", "comment")
 ACTED = ("approve", "reject", "return", "delegate", "add_signer")
 MAX_COMMENT = 2000
+# What `data` may hold for each action besides the approve form's fields.
+ACTION_DATA = {"return": ("to",), "delegate": ("to",), "add_signer": ("to",)}
+NEEDS_COMMENT = ("reject", "return", "comment")
 
 
 def complete(
@@ -45,26 +62,40 @@ def complete(
     def change(workflow: BpmnWorkflow, ctx: StepContext) -> None:
         # The state was read under the instance lock: if another step completed the task
         # while we waited for the lock, the task is no longer ready in it.
-        task = workflow.get_task_from_id(UUID(row.id)) if UUID(row.id) in workflow.tasks else None
+        task = workflow.get_task_from_id(UUID(row.id)) if _known(workflow, row.id) else None
         if task is None or task.state != TaskState.READY:
-            raise Conflict(f"task {row.id} is no longer ready")
+            raise Conflict(f"task {row.id} is no longer ready").coded("task_gone")
         HANDLERS[action](service, workflow, ctx, row, task, comment, data)
 
     return service.step(row.instance_id, change)
+
+
+def _known(workflow: BpmnWorkflow, task_id: str) -> bool:
+    try:
+        return workflow.get_task_from_id(UUID(task_id)) is not None
+    except Exception:  # noqa: BLE001  (Spiff raises its own TaskNotFoundException)
+        return False
 
 
 def _check_request(action: Any, comment: Any, data: Any) -> tuple[str, str, dict[str, Any]]:
     errors = []
     if action not in ACTIONS:
         errors.append(FieldError("/action", "enum", {"allowed": ", ".join(ACTIONS)}))
-    if comment is None:
-        comment = ""
+    comment = "" if comment is None else comment
     if not isinstance(comment, str) or len(comment) > MAX_COMMENT:
         errors.append(FieldError("/comment", "invalid", {"detail": f"text up to {MAX_COMMENT}"}))
-    if data is None:
-        data = {}
+    elif action in NEEDS_COMMENT and not comment.strip():
+        errors.append(FieldError("/comment", "comment_required"))
+    data = {} if data is None else data
     if not isinstance(data, dict):
         errors.append(FieldError("/data", "not_object"))
+    elif action in ACTIONS and action != "approve":
+        allowed = ACTION_DATA.get(str(action), ())
+        errors += [
+            FieldError(f"/data/{key}", "unknown_field", {"name": key})
+            for key in sorted(data)
+            if key not in allowed
+        ]
     if errors:
         raise ValidationFailed(errors)
     check_data(data, "/data")
@@ -73,7 +104,7 @@ def _check_request(action: Any, comment: Any, data: Any) -> tuple[str, str, dict
 
 def _require_ready(row: TaskRow) -> None:
     if row.status != "ready":
-        raise Conflict(f"task {row.id} is already {row.status}")
+        raise Conflict(f"task {row.id} is already {row.status}").coded("task_gone")
 
 
 def _require_submitter(service: WorkflowService, instance: ProcessInstance) -> None:
@@ -87,7 +118,7 @@ def _done(row: TaskRow, ctx: StepContext) -> None:
 
 
 def _approve(service, workflow, ctx, row, task, comment, data) -> None:  # type: ignore[no-untyped-def]
-    _validate_form(task, data)
+    data = _validate_form(task, data, _record_fields(ctx))
     back = task.internal_data.get("signers_back") or []
     if back:  # an added signer approved: the task goes back to whoever added them
         task.internal_data["assignee"] = back.pop()
@@ -96,16 +127,43 @@ def _approve(service, workflow, ctx, row, task, comment, data) -> None:  # type:
             "approve", task_id=row.id, step=row.step, comment=comment, details={"signer": True}
         )
         return
-    task.set_data(**{**data, "decision": "approve", "comment": comment})
+    process_values = _write_record_fields(ctx, task, data)
+    for name in form_schema(task).get("properties") or ():
+        if name not in process_values and name not in task.data:
+            process_values[name] = None  # a declared field left empty is still defined
+    task.set_data(**{**process_values, DECISION: "approve", "comment": comment})
     task.run()
     _done(row, ctx)
     ctx.history("approve", task_id=row.id, step=row.step, comment=comment, details=_shown(data))
 
 
+def _write_record_fields(ctx: StepContext, task: Any, data: Mapping[str, Any]) -> dict[str, Any]:
+    """Write the form fields that are fields of the bound record to the record (validated by
+    their field types), refresh the task's data from it; return the other fields."""
+    entity, record_id = ctx.instance.entity, ctx.instance.record_id
+    if entity is None or record_id is None or ctx.registry is None or not data:
+        return dict(data)
+    definition = ctx.registry.entity(entity)
+    on_record = {k: v for k, v in data.items() if definition.get_field(k) is not None}
+    if on_record:
+        try:
+            update_bound(ctx, on_record)
+        except ValidationFailed as exc:
+            raise ValidationFailed(
+                [FieldError(f"/data{e.pointer}", e.code, e.params) for e in exc.errors]
+            ) from exc
+        task.set_data(**record_data(ctx, entity, record_id))
+    return {k: v for k, v in data.items() if k not in on_record}
+
+
 def _reject(service, workflow, ctx, row, task, comment, data) -> None:  # type: ignore[no-untyped-def]
-    task.set_data(decision="reject", comment=comment)
     _done(row, ctx)
     ctx.history("reject", task_id=row.id, step=row.step, comment=comment)
+    if routes_on_decision(task.task_spec):
+        # The process has its own path for a rejection (an end event, a rework loop).
+        task.set_data(**{DECISION: "reject", "comment": comment})
+        task.run()
+        return
     service.end(ctx.instance, ctx, workflow, "rejected")
 
 
@@ -127,13 +185,13 @@ def _return(service, workflow, ctx, row, task, comment, data) -> None:  # type: 
 
 
 def _delegate(service, workflow, ctx, row, task, comment, data) -> None:  # type: ignore[no-untyped-def]
-    to = _user(service, data)
+    to = _candidate(service, row, data)
     task.internal_data["assignee"] = to
     ctx.history("delegate", task_id=row.id, step=row.step, comment=comment, details={"to": to})
 
 
 def _add_signer(service, workflow, ctx, row, task, comment, data) -> None:  # type: ignore[no-untyped-def]
-    to = _user(service, data)
+    to = _candidate(service, row, data)
     back = list(task.internal_data.get("signers_back") or [])
     back.append(row.assignee_id if row.assignee_id is not None else ctx.actor.user_id)
     task.internal_data["signers_back"] = back
@@ -154,8 +212,6 @@ def _withdraw(service, workflow, ctx, row, task, comment, data) -> None:  # type
 
 
 def _comment(service, workflow, ctx, row, task, comment, data) -> None:  # type: ignore[no-untyped-def]
-    if not comment:
-        raise ValidationFailed([FieldError("/comment", "required")])
     ctx.history("comment", task_id=row.id, step=row.step, comment=comment)
 
 
@@ -170,29 +226,55 @@ HANDLERS = {
 }
 
 
-def _user(service: WorkflowService, data: Mapping[str, Any]) -> int:
+def _candidate(service: WorkflowService, row: TaskRow, data: Mapping[str, Any]) -> int:
+    """Return the user a task is handed to: one who could hold it (see tasks.candidates)."""
     to = data.get("to")
+    if to is None or to == "":
+        raise ValidationFailed([FieldError("/data/to", "pick_user")])
     if not isinstance(to, int) or isinstance(to, bool):
         raise ValidationFailed([FieldError("/data/to", "type", {"expected": "integer"})])
-    active = service.session.scalar(sa.select(User.is_active).where(User.id == to))
-    if not active:
-        raise ValidationFailed(
-            [FieldError("/data/to", "invalid", {"detail": f"no active user {to}"})]
-        )
+    allowed = {user_id for user_id, _name in candidates(service.session, row)}
+    if to not in allowed:
+        raise ValidationFailed([FieldError("/data/to", "not_a_candidate")])
     return to
 
 
-def _validate_form(task: Any, data: Mapping[str, Any]) -> None:
+def _record_fields(ctx: StepContext) -> frozenset[str]:
+    if ctx.registry is None or ctx.instance.entity not in ctx.registry.entities:
+        return frozenset()
+    return frozenset(ctx.registry.entity(str(ctx.instance.entity)).field_map)
+
+
+def _validate_form(
+    task: Any, data: Mapping[str, Any], record_fields: frozenset[str]
+) -> dict[str, Any]:
+    """Return the approve data if it fits the task's form: its declared fields only. A field
+    of the bound record is checked by its field type when it is written (money as text)."""
     schema = form_schema(task)
-    validator = jsonschema.Draft202012Validator(schema)
+    declared = set(schema.get("properties") or ())
     errors = [
+        FieldError(f"/data/{key}", "not_in_form", {"name": key})
+        for key in sorted(data)
+        if key not in declared or key == "comment"
+    ]
+    errors += [
+        FieldError(f"/data/{name}", "required")
+        for name in schema.get("required") or ()
+        if data.get(name) in (None, "")
+    ]
+    process = {k: v for k, v in data.items() if k not in record_fields}
+    validator = jsonschema.Draft202012Validator(schema)
+    errors += [
         FieldError(
             "/data" + "".join(f"/{p}" for p in e.absolute_path), "schema", {"detail": e.message}
         )
-        for e in validator.iter_errors(_plain(data))
+        for e in validator.iter_errors(_plain(process))
+        if (not e.absolute_path and e.validator != "required")
+        or (e.absolute_path and str(e.absolute_path[0]) in declared)
     ]
     if errors:
         raise ValidationFailed(errors)
+    return dict(data)
 
 
 def _plain(value: Any) -> Any:
@@ -208,6 +290,4 @@ def _plain(value: Any) -> Any:
 
 
 def _shown(data: Mapping[str, Any]) -> dict[str, Any]:
-    from formwork.runtime.workflow.binding import to_json
-
     return {"data": to_json(dict(data))} if data else {}

@@ -12,7 +12,7 @@ from formwork.runtime.clock import DEFAULT_ZONE, Clock
 from formwork.runtime.errors import RuntimeFailure
 from formwork.runtime.events import EventBus
 from formwork.runtime.registry import Registry
-from formwork.runtime.security import ADMIN_ROLE, Principal
+from formwork.runtime.security import Principal, process_principal
 from formwork.runtime.workflow.models import HistoryEntry, ProcessInstance
 
 
@@ -41,6 +41,12 @@ class StepContext:
     binding: dict[str, Any] | None = None
     notes: list[str] = field(default_factory=list)
     zone: str = DEFAULT_ZONE
+    # The entities the process may act on: its pack's and its declared dependencies'.
+    reach: frozenset[str] = frozenset()
+    # The BPMN element whose service is running and the id of that run of it (a task of the
+    # workflow): a posting's idempotency key.
+    element: str | None = None
+    run: str = ""
 
     @property
     def clock(self) -> Clock:
@@ -48,9 +54,10 @@ class StepContext:
         return Clock(self.now, self.zone)
 
     def workflow_principal(self) -> Principal:
-        """Return the actor with the authority of the process (its changes are the process's)."""
-        actor = self.actor
-        return Principal(actor.user_id, actor.username, actor.roles | {ADMIN_ROLE}, actor.grants)
+        """Return the process principal: every action on the entities the process reaches
+        (its pack's and its dependencies'), nothing else, and never an administrator. Its
+        changes are attributed to the person whose step ran it."""
+        return process_principal(self.instance.process_key, self.reach, self.actor)
 
     def history(
         self,

@@ -27,7 +27,9 @@ from formwork.runtime.workflow.models import ProcessDefinition
 _DOCTYPE = re.compile(rb"<!\s*(DOCTYPE|ENTITY)", re.IGNORECASE)
 MAX_SOURCE = 2 * 1024 * 1024
 EXPRESSION_PROPERTIES = ("assignee", "due")
-BINDING_KEYS = frozenset({"entity", "state_field", "title", "lanes"})
+BINDING_KEYS = frozenset(
+    {"entity", "state_field", "title", "lanes", "outcomes", "self_approval", "initiator_lanes"}
+)
 
 
 @dataclass(frozen=True)
@@ -260,6 +262,7 @@ def deploy(
     key: str | None = None,
     entities: Iterable[str] | None = None,
     pack: str | None = None,
+    services: Mapping[str, Any] | None = None,
 ) -> tuple[ProcessDefinition, bool]:
     """Store a new version of a process unless its sources equal the latest one's.
 
@@ -273,6 +276,7 @@ def deploy(
     dmn_texts = [d.decode("utf-8") if isinstance(d, bytes) else d for d in dmn]
     parsed = parse_process(bpmn_text, dmn_texts, key)
     checked = check_binding(binding, entities)
+    _refuse_problems(parsed, checked, services)
     digest = source_hash(bpmn_text, dmn_texts, checked)
     latest = latest_definition(session, parsed.key, required=False)
     if latest is not None and latest.source_hash == digest:
@@ -291,6 +295,20 @@ def deploy(
     session.add(row)
     session.flush()
     return row, True
+
+
+def _refuse_problems(
+    parsed: ParsedProcess, binding: Mapping[str, Any] | None, services: Mapping[str, Any] | None
+) -> None:
+    """Refuse a process whose outcomes, service tasks or forms do not check (checks.py)."""
+    from formwork.runtime.workflow.checks import process_problems
+    from formwork.runtime.workflow.services import default_services
+
+    found = process_problems(
+        [parsed.spec, *parsed.subprocess_specs.values()], binding, services or default_services()
+    )
+    if found:
+        raise ValidationFailed([_error("/bpmn", problem) for problem in found])
 
 
 def latest_definition(

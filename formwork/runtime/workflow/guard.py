@@ -1,27 +1,28 @@
-"""Keep records honest while they are in approval.
+"""Keep bound records honest: the document lifecycle, enforced on every save and delete.
 
-A record with a running (or failed) instance cannot be edited or deleted by people, and the
-state field of a bound entity is written only by its process. Changes made by a process's
-service tasks carry a flag on the session, so they pass.
+A record bound to a process may be changed or deleted by people only while it is editable
+(draft, rejected, withdrawn): in approval it changes only through its tasks, approved or
+cancelled only through cancel/amend. Its state field, and fields declared `set_by: process`,
+are written only by the process. Changes made by a process (its service tasks, a task's
+declared form fields, a cancellation's reversal) carry a flag on the session, so they pass.
 """
 
 from __future__ import annotations
 
 import threading
-import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
-from formwork.runtime.errors import Conflict, FieldError, ValidationFailed
+from formwork.runtime.errors import FieldError, ValidationFailed
 from formwork.runtime.events import EventBus, RecordEvent
-from formwork.runtime.workflow.models import ProcessDefinition, ProcessInstance
+from formwork.runtime.workflow.lifecycle import refuse_change
+from formwork.runtime.workflow.models import ProcessDefinition
 
 FLAG = "formwork.workflow_step"
-OPEN = ("running", "error")
 
 
 @contextmanager
@@ -35,78 +36,78 @@ def process_changes(session: Session) -> Iterator[None]:
         session.info[FLAG] = before
 
 
-class RecordGuard:
-    """Refuse edits of records in approval and hand edits of the state field."""
+def by_process(session: Session) -> bool:
+    """Return True inside `process_changes`."""
+    return bool(session.info.get(FLAG))
 
-    def __init__(self, ttl: float = 2.0) -> None:
-        self.ttl = ttl
+
+class RecordGuard:
+    """Refuse people's edits of records that are not editable, and of process fields."""
+
+    def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._state_fields: dict[str, str] = {}
-        self._read_at = -1e9
+        # Bindings of processes deployed by hand, keyed by the newest definition id: a new
+        # deploy (in any process) changes the key, so the cache is never stale.
+        self._deployed: tuple[int, dict[str, dict[str, Any]]] = (-1, {})
 
     def subscribe(self, events: EventBus) -> None:
-        """Attach the guard to a bus (before_save and on_delete of every entity)."""
+        """Attach the guard to a bus: before a change (update or delete, before the input is
+        even validated) and before a save (the state field) of every entity."""
+        events.subscribe("before_change", self.before_change)
         events.subscribe("before_save", self.before_save)
-        events.subscribe("on_delete", self.on_delete)
+
+    def before_change(self, event: RecordEvent) -> None:
+        """Refuse a person's change or deletion of a record that is not editable."""
+        if by_process(event.session) or event.record_id is None:
+            return
+        binding = self.binding(event.session, event.entity)
+        if binding is None:
+            return
+        state_field = binding.get("state_field")
+        stored = (event.old or {}).get(state_field) if state_field else None
+        refuse_change(
+            event.session, event.entity.key, event.record_id, binding, "changed or deleted", stored
+        )
 
     def before_save(self, event: RecordEvent) -> None:
-        """Refuse a person's change of a record in approval, or of its state field."""
-        if event.session.info.get(FLAG):
+        """Refuse a person's setting of the state field (the process's alone)."""
+        if by_process(event.session):
             return
-        state_field = self.state_field(event.session, event.entity)
-        if state_field is None:
-            return
-        if event.record_id is not None:
-            _refuse_if_open(event.session, event.entity.key, event.record_id, "changed")
-        if not state_field:
-            return
-        old = (event.old or {}).get(state_field) if event.old is not None else None
-        new = event.record.get(state_field)
-        if new != old and not (event.old is None and new in (None, "draft")):
-            detail = "the approval state is set by the process"
-            raise ValidationFailed([FieldError(f"/{state_field}", "invalid", {"detail": detail})])
+        binding = self.binding(event.session, event.entity)
+        state_field = (binding or {}).get("state_field")
+        if state_field:
+            _refuse_state_change(event, str(state_field))
 
-    def on_delete(self, event: RecordEvent) -> None:
-        """Refuse deleting a record in approval."""
-        if event.session.info.get(FLAG) or event.record_id is None:
-            return
-        if self.state_field(event.session, event.entity) is not None:
-            _refuse_if_open(event.session, event.entity.key, event.record_id, "deleted")
-
-    def state_field(self, session: Session, entity: Any) -> str | None:
-        """Return the state field of a bound entity ("" without one; None: not bound)."""
+    def binding(self, session: Session, entity: Any) -> dict[str, Any] | None:
+        """Return the binding of an entity to a process (None: not bound)."""
         option = entity.options.get("workflow") or {}
         if option.get("process"):
-            return str(option.get("state_field") or "")
-        now = time.monotonic()
-        if now - self._read_at > self.ttl:
-            with self._lock:
-                rows = session.execute(sa.select(ProcessDefinition.binding)).all()
-                self._state_fields = {
-                    b["entity"]: b.get("state_field") or ""
-                    for (b,) in rows
-                    if isinstance(b, dict) and b.get("entity")
-                }
-                self._read_at = now
-        return self._state_fields.get(entity.key)
+            return dict(option)
+        return self._deployed_bindings(session).get(entity.key)
+
+    def _deployed_bindings(self, session: Session) -> dict[str, dict[str, Any]]:
+        newest = session.scalar(sa.select(sa.func.max(ProcessDefinition.id))) or 0
+        key, found = self._deployed
+        if key == newest:
+            return found
+        rows = session.execute(
+            sa.select(ProcessDefinition.binding).order_by(ProcessDefinition.id)
+        ).all()
+        found = {
+            b["entity"]: dict(b) for (b,) in rows if isinstance(b, Mapping) and b.get("entity")
+        }
+        with self._lock:
+            self._deployed = (newest, found)
+        return found
 
     def forget(self) -> None:
-        """Re-read the bindings on next use (after a deploy in this process)."""
-        self._read_at = -1e9
+        """Re-read the deployed bindings on next use."""
+        with self._lock:
+            self._deployed = (-1, {})
 
 
-def _refuse_if_open(session: Session, entity: str, record_id: int, verb: str) -> None:
-    running = session.scalar(
-        sa.select(ProcessInstance.id)
-        .where(
-            ProcessInstance.entity == entity,
-            ProcessInstance.record_id == record_id,
-            ProcessInstance.status.in_(OPEN),
-        )
-        .limit(1)
-    )
-    if running is not None:
-        raise Conflict(
-            f"{entity} {record_id} is in approval (instance {running}) and cannot be {verb}; "
-            "withdraw it first"
-        )
+def _refuse_state_change(event: RecordEvent, state_field: str) -> None:
+    old = (event.old or {}).get(state_field) if event.old is not None else None
+    new = event.record.get(state_field)
+    if new != old and not (event.old is None and new in (None, "draft")):
+        raise ValidationFailed([FieldError(f"/{state_field}", "set_by_process")])

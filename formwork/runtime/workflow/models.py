@@ -60,6 +60,10 @@ class ProcessInstance(Base):
     started_at: Mapped[dt.datetime] = mapped_column(TS, default=utcnow)
     updated_at: Mapped[dt.datetime] = mapped_column(TS, default=utcnow)
     ended_at: Mapped[dt.datetime | None] = mapped_column(TS, default=None)
+    # What the record got when the instance ended (approved, rejected, withdrawn or a state
+    # the binding declares) and the end event that gave it.
+    outcome: Mapped[str | None] = mapped_column(sa.String(40), default=None)
+    end_event: Mapped[str | None] = mapped_column(sa.String(200), default=None)
 
 
 class TaskRow(Base):
@@ -85,6 +89,8 @@ class TaskRow(Base):
     lane: Mapped[str | None] = mapped_column(sa.String(100), default=None)
     role: Mapped[str | None] = mapped_column(sa.String(64), default=None)
     assignee_id: Mapped[int | None] = mapped_column(ID, default=None)
+    # The submitter, who may not act on their own request unless the process allows it.
+    excluded_id: Mapped[int | None] = mapped_column(ID, default=None)
     entity: Mapped[str | None] = mapped_column(sa.String(100), default=None)
     record_id: Mapped[int | None] = mapped_column(ID, default=None)
     title: Mapped[str] = mapped_column(sa.String(255), default="")
@@ -142,3 +148,56 @@ class Job(Base):
     error: Mapped[str | None] = mapped_column(sa.Text(), default=None)
     created_at: Mapped[dt.datetime] = mapped_column(TS, default=utcnow)
     done_at: Mapped[dt.datetime | None] = mapped_column(TS, default=None)
+
+
+class DocumentState(Base):
+    """Where one record bound to a process stands: draft, in-approval, approved, rejected,
+    withdrawn, cancelled (or a state a pack declares for an end event).
+
+    A record that was never submitted has no row: it is a draft. The state field of the
+    record shows the same value; this row is what the platform trusts.
+    """
+
+    __tablename__ = "fw_documents"
+    __table_args__ = (sa.UniqueConstraint("entity", "record_id", name="uq_fw_documents_record"),)
+    id: Mapped[int] = mapped_column(ID, primary_key=True, autoincrement=True)
+    entity: Mapped[str] = mapped_column(sa.String(100))
+    record_id: Mapped[int] = mapped_column(ID)
+    state: Mapped[str] = mapped_column(sa.String(40), default="draft")
+    instance_id: Mapped[int | None] = mapped_column(ID, default=None)
+    # An amendment (变更) is a new draft; each side names the other.
+    amended_from: Mapped[int | None] = mapped_column(ID, default=None)
+    amended_to: Mapped[int | None] = mapped_column(ID, default=None)
+    reason: Mapped[str] = mapped_column(sa.Text(), default="")
+    updated_at: Mapped[dt.datetime] = mapped_column(TS, default=utcnow)
+    updated_by: Mapped[int | None] = mapped_column(ID, default=None)
+
+
+class Posting(Base):
+    """One change a process made to another record (a cost entry created, a contract's
+    changes increased), kept so it happens once per instance and step and can be reversed.
+
+    The unique key (instance, step, key) is the idempotency key: a repeated or retried step
+    cannot post twice. A reversal is a posting too, keyed by the posting it reverses.
+    """
+
+    __tablename__ = "fw_postings"
+    __table_args__ = (
+        sa.UniqueConstraint("instance_id", "step", "key", name="uq_fw_postings_once"),
+        sa.Index("ix_fw_postings_record", "entity", "record_id"),
+    )
+    id: Mapped[int] = mapped_column(ID, primary_key=True, autoincrement=True)
+    instance_id: Mapped[int] = mapped_column(
+        sa.ForeignKey("fw_wf_instances.id", ondelete="CASCADE"), index=True
+    )
+    step: Mapped[str] = mapped_column(sa.String(200))
+    key: Mapped[str] = mapped_column(sa.String(100), default="")
+    service: Mapped[str] = mapped_column(sa.String(40))
+    entity: Mapped[str] = mapped_column(sa.String(100))
+    record_id: Mapped[int | None] = mapped_column(ID, default=None)
+    # What was posted: created values, the increment, or the values an update replaced.
+    payload: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    result: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    reversal_of: Mapped[int | None] = mapped_column(ID, default=None)
+    reversed_by: Mapped[int | None] = mapped_column(ID, default=None)
+    created_at: Mapped[dt.datetime] = mapped_column(TS, default=utcnow)

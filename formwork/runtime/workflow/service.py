@@ -30,35 +30,39 @@ from formwork.runtime.errors import (
 from formwork.runtime.events import EventBus
 from formwork.runtime.registry import Registry
 from formwork.runtime.security import Principal, row_condition
-from formwork.runtime.workflow.binding import (
-    Service,
-    default_services,
-    record_data,
-    set_record_state,
-)
+from formwork.runtime.workflow.assignment import Policy, assign
+from formwork.runtime.workflow.binding import record_data, refresh_record, set_record_state
 from formwork.runtime.workflow.compact import compact
 from formwork.runtime.workflow.context import StepContext, StepFailed
 from formwork.runtime.workflow.deploy import ParsedProcess, SpecCache, latest_definition
 from formwork.runtime.workflow.engine import SafeScriptEngine, StateSerializer, attach_engine
 from formwork.runtime.workflow.guard import RecordGuard
 from formwork.runtime.workflow.jobs import Handler as JobHandler
+from formwork.runtime.workflow.lifecycle import IN_APPROVAL, refuse_submit
 from formwork.runtime.workflow.models import ProcessDefinition, ProcessInstance
+from formwork.runtime.workflow.outcomes import outcome_of, reached_end
+from formwork.runtime.workflow.services import ServiceSpec, default_services
 from formwork.runtime.workflow.spiff import step_moment
-from formwork.runtime.workflow.tasks import assign, project
+from formwork.runtime.workflow.tasks import project, step_name
 from formwork.runtime.workflow.timers import next_timer
 
 Change = Callable[[BpmnWorkflow, StepContext], None]
+MAX_SKIPS = 50  # steps the submitter's `skip` rule may pass in one go
 
 
 class WorkflowRuntime:
     """Process-wide machinery: parsed specs, serializer, services, job handlers, guard."""
 
-    def __init__(self, services: Mapping[str, Service] | None = None) -> None:
+    def __init__(self, services: Mapping[str, ServiceSpec] | None = None) -> None:
         self.jobs: dict[str, JobHandler] = {}  # background job kinds (see jobs.py)
         self.specs = SpecCache()
         self.serializer = StateSerializer()
         self.guard = RecordGuard()
-        self.services: dict[str, Service] = dict(services or default_services())
+        self.services: dict[str, ServiceSpec] = dict(services or default_services())
+
+    def register(self, spec: ServiceSpec) -> None:
+        """Add (or replace) a service that service tasks may call."""
+        self.services[spec.name] = spec
 
 
 class WorkflowService:
@@ -135,7 +139,7 @@ class WorkflowService:
         for task in workflow.get_tasks(state=TaskState.READY):
             task.data.update(start_data)
         ctx.history("start", details={"version": definition.version})
-        set_record_state(ctx, "in-approval")
+        set_record_state(ctx, IN_APPROVAL)
         self._advance(instance, workflow, ctx, lambda wf, c: None)
         return instance
 
@@ -153,18 +157,21 @@ class WorkflowService:
             assert definition is not None
         else:
             definition = bound_definition(self.session, entity)
-        running = self.session.scalar(
-            sa.select(ProcessInstance.id).where(
-                ProcessInstance.entity == entity,
-                ProcessInstance.record_id == record_id,
-                ProcessInstance.status.in_(("running", "error")),
-            )
-        )
-        if running is not None:
-            raise Conflict(f"{entity} {record_id} is already in approval (instance {running})")
+        binding = self._binding(definition, entity)
+        stored = self._stored_state(entity, record_id, binding)
+        refuse_submit(self.session, entity, record_id, binding, stored)
         self._require_submit(entity, record_id)
-        title = self._title(entity, record_id, self._binding(definition, entity))
+        title = self._title(entity, record_id, binding)
         return self.start(definition.key, None, entity=entity, record_id=record_id, title=title)
+
+    def _stored_state(self, entity: str, record_id: int, binding: Mapping[str, Any]) -> Any:
+        """Return what the record's state field holds (None without one)."""
+        assert self.registry is not None
+        table = self.registry.meta(entity).table
+        name = binding.get("state_field")
+        if not name or name not in table.c:
+            return None
+        return self.session.scalar(sa.select(table.c[name]).where(table.c.id == record_id))
 
     def _require_submit(self, entity: str, record_id: int) -> None:
         # Submitting is its own action, on the records the principal's rows reach.
@@ -210,6 +217,7 @@ class WorkflowService:
         self._refuse_if_paused(definition, "continue")
         ctx = self._context(instance, definition)
         workflow = self.load(instance, ctx)
+        refresh_record(ctx, workflow)  # what a step posts comes from the record as it is now
         self._advance(instance, workflow, ctx, change)
         return instance
 
@@ -293,8 +301,7 @@ class WorkflowService:
                 change(workflow, ctx)
                 if instance.status == "running":
                     workflow.refresh_timers()
-                    workflow.do_engine_steps()
-                    assign(self.session, workflow, ctx.now)
+                    self._run_engine(workflow, ctx)
         except RuntimeFailure as exc:
             if isinstance(exc, StepFailed):
                 exc.instance_id = instance.id
@@ -302,13 +309,50 @@ class WorkflowService:
         except Exception as exc:  # noqa: BLE001  (any engine error fails the step, with its text)
             raise StepFailed(_engine_error(exc), instance.id) from exc
         if instance.status == "running" and workflow.is_completed():
-            self._finish(instance, ctx, "completed", "approved")
+            self._complete(instance, workflow, ctx)
         self._save(instance, workflow, ctx)
+
+    def _run_engine(self, workflow: BpmnWorkflow, ctx: StepContext) -> None:
+        """Run the engine until it waits; steps the submitter's `skip` rule passes are
+        completed (and recorded) on the way."""
+        # The separation of duties is about records: a process started on no record (by an
+        # administrator, or a timer) has no submitter to keep away from its steps.
+        bound = ctx.instance.record_id is not None
+        policy = Policy.of(ctx.instance.started_by if bound else None, ctx.binding)
+        for _round in range(MAX_SKIPS):
+            workflow.do_engine_steps()
+            skipped = assign(self.session, workflow, ctx.now, policy)
+            if not skipped:
+                return
+            for task in skipped:
+                ctx.history("skip", task_id=str(task.id), step=step_name(task))
+                task.set_data(decision="approve", comment="")
+                task.run()
+        raise StepFailed(f"more than {MAX_SKIPS} steps skipped in a row", ctx.instance.id)
+
+    def _complete(
+        self, instance: ProcessInstance, workflow: BpmnWorkflow, ctx: StepContext
+    ) -> None:
+        """End an instance that reached an end event with the outcome its binding maps (a
+        process on no record just completes)."""
+        if instance.entity is None or instance.record_id is None:
+            instance.end_event = reached_end(workflow)
+            self._finish(instance, ctx, "completed", "completed")
+            return
+        try:
+            end, outcome = outcome_of(workflow, ctx.binding)
+        except LookupError as exc:
+            raise StepFailed(str(exc), instance.id) from exc
+        instance.outcome, instance.end_event = outcome.state, end
+        self._finish(instance, ctx, "completed", outcome.state)
 
     def _finish(self, instance: ProcessInstance, ctx: StepContext, status: str, state: str) -> None:
         instance.status = status
+        instance.outcome = state
         instance.ended_at = ctx.now
-        ctx.history(status if status != "completed" else "approved")
+        ctx.history(
+            state, details={"end_event": instance.end_event} if instance.end_event else None
+        )
         set_record_state(ctx, state)
 
     def end(
@@ -330,6 +374,10 @@ class WorkflowService:
         instance.timer_due_at = next_timer(workflow) if instance.status == "running" else None
         self.session.flush()
 
+    def context_for(self, instance: ProcessInstance) -> StepContext:
+        """Return the context of an instance for work outside a step (a cancellation)."""
+        return self._context(instance, self.definition(instance.definition_id))
+
     def _context(self, instance: ProcessInstance, definition: ProcessDefinition) -> StepContext:
         binding = self._binding(definition, instance.entity)
         return StepContext(
@@ -341,7 +389,21 @@ class WorkflowService:
             self.now,
             binding,
             zone=self.clock.zone.key,
+            reach=self._reach(definition, binding),
         )
+
+    def _reach(self, definition: ProcessDefinition, binding: Mapping[str, Any]) -> frozenset[str]:
+        """Return the entities the process may act on (its pack's and its dependencies'; a
+        process deployed by hand: those of its bound entity's pack)."""
+        if self.registry is None:
+            return frozenset()
+        bound = str(binding.get("entity") or "")
+        known = bound in self.registry.entities
+        pack = definition.pack
+        if pack is None and known:
+            pack = self.registry.entity(bound).pack
+        reach = self.registry.reach_of(pack)
+        return reach | {bound} if known else reach
 
     def _binding(self, definition: ProcessDefinition, entity: str | None) -> dict[str, Any]:
         """Return the effective binding: the definition's, then the entity's workflow option."""
@@ -358,7 +420,11 @@ class WorkflowService:
             service = self.runtime.services.get(name)
             if service is None:
                 raise ValueError(f"unknown service '{name}'")
-            return service(ctx, params)
+            ctx.element, ctx.run = step_name(task), str(task.id)  # a posting's key
+            try:
+                return service(ctx, params)
+            finally:
+                ctx.element, ctx.run = None, ""
 
         return SafeScriptEngine(call, ctx.clock.local_now())
 

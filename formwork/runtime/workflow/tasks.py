@@ -9,12 +9,11 @@ from typing import Any
 
 import sqlalchemy as sa
 from SpiffWorkflow.bpmn import BpmnWorkflow
-from SpiffWorkflow.bpmn.specs.event_definitions.timer import TimerEventDefinition
 from SpiffWorkflow.util.task import TaskState
 from sqlalchemy.orm import Session
 
 from formwork.runtime.errors import BadQuery, FieldError, NotFound, PermissionDenied
-from formwork.runtime.models import User
+from formwork.runtime.models import RolePermission, User, UserRole
 from formwork.runtime.security import Principal
 from formwork.runtime.workflow.models import ProcessInstance, TaskRow
 
@@ -35,36 +34,6 @@ def properties(task: Any) -> dict[str, str]:
     return dict(extensions.get("properties") or {})
 
 
-def assign(session: Session, workflow: BpmnWorkflow, now: dt.datetime) -> None:
-    """Fix assignee and due time of newly ready tasks (kept in the task's state)."""
-    for task in ready_tasks(workflow):
-        if task.internal_data.get("fw_assigned"):
-            continue
-        props = properties(task)
-        task.internal_data["fw_assigned"] = True
-        if props.get("assignee"):
-            value = workflow.script_engine.evaluate(task, props["assignee"])
-            task.internal_data["assignee"] = _user_id(session, value)
-        if props.get("due"):
-            duration = workflow.script_engine.evaluate(task, props["due"])
-            parsed = TimerEventDefinition.parse_iso_duration(str(duration))
-            delta = TimerEventDefinition.get_timedelta_from_start(parsed, now)
-            task.internal_data["due_at"] = (now + delta).isoformat()
-
-
-def _user_id(session: Session, value: Any) -> int | None:
-    if value is None:
-        return None
-    if isinstance(value, int) and not isinstance(value, bool):
-        return value
-    if isinstance(value, str):
-        found = session.scalar(sa.select(User.id).where(User.username == value))
-        if found is None:
-            raise ValueError(f"the assignee '{value}' is not a user")
-        return int(found)
-    raise ValueError(f"an assignee must be a user id or a user name, not {value!r}")
-
-
 def project(
     session: Session,
     instance: ProcessInstance,
@@ -83,6 +52,7 @@ def project(
             _close(row, workflow, now)
         else:
             row.assignee_id = task.internal_data.get("assignee")
+            row.excluded_id = task.internal_data.get("excluded")
     if not ready:
         return
     # A task returned to (退回) or reset by a migration keeps its id and has a closed row.
@@ -115,6 +85,7 @@ def _row(
 ) -> TaskRow:
     lane = getattr(task.task_spec, "lane", None)
     due = task.internal_data.get("due_at")
+    role = task.internal_data.get("role") or (lanes.get(lane, lane) if lane else None)
     return TaskRow(
         id=task_id,
         instance_id=instance.id,
@@ -122,8 +93,9 @@ def _row(
         step=step_name(task),
         name=(task.task_spec.bpmn_name or task.task_spec.name)[:255],
         lane=lane,
-        role=lanes.get(lane, lane) if lane else None,
+        role=role,
         assignee_id=task.internal_data.get("assignee"),
+        excluded_id=task.internal_data.get("excluded"),
         entity=instance.entity,
         record_id=instance.record_id,
         title=instance.title,
@@ -139,7 +111,10 @@ def step_name(task: Any) -> str:
 
 
 def may_act(principal: Principal, row: TaskRow) -> bool:
-    """Return True when the principal may act on the task."""
+    """Return True when the principal may act on the task: its assignee, or one of its role
+    when it has none (administrators on any task) — never the submitter it excludes."""
+    if row.excluded_id is not None and row.excluded_id == principal.user_id:
+        return False
     if principal.is_admin:
         return True
     if row.assignee_id is not None:
@@ -150,7 +125,10 @@ def may_act(principal: Principal, row: TaskRow) -> bool:
 def require_actor(principal: Principal, row: TaskRow) -> None:
     """Raise PermissionDenied unless the principal may act on the task."""
     if not may_act(principal, row):
-        raise PermissionDenied(f"'{principal.username}' is not assigned task {row.id}")
+        own = row.excluded_id is not None and row.excluded_id == principal.user_id
+        raise PermissionDenied(f"'{principal.username}' is not assigned task {row.id}").coded(
+            "own_request" if own else "not_your_task"
+        )
 
 
 # --- the inbox ---------------------------------------------------------------------------------
@@ -192,7 +170,9 @@ def inbox(
     else:
         parts = [[*base, TaskRow.assignee_id == principal.user_id]]
         for role in sorted(principal.roles):  # one ordered index range per role
-            parts.append([*base, TaskRow.role == role, TaskRow.assignee_id.is_(None)])
+            parts.append(
+                [*base, TaskRow.role == role, TaskRow.assignee_id.is_(None), _not_own(principal)]
+            )
     wanted = page * per_page
     rows: list[TaskRow] = []
     for conditions in parts:
@@ -207,9 +187,17 @@ def count_open_tasks(session: Session, who: Principal) -> int:
     """Return how many ready tasks the inbox shows the principal (assigned, or in a role)."""
     mine = TaskRow.assignee_id == who.user_id
     if who.roles:
-        mine = sa.or_(mine, sa.and_(TaskRow.assignee_id.is_(None), TaskRow.role.in_(who.roles)))
+        open_to_role = sa.and_(
+            TaskRow.assignee_id.is_(None), TaskRow.role.in_(who.roles), _not_own(who)
+        )
+        mine = sa.or_(mine, open_to_role)
     query = sa.select(sa.func.count()).select_from(TaskRow).where(TaskRow.status == "ready", mine)
     return int(session.scalar(query) or 0)
+
+
+def _not_own(who: Principal) -> Any:
+    """A task open to a role is not offered to the submitter it excludes."""
+    return sa.or_(TaskRow.excluded_id.is_(None), TaskRow.excluded_id != who.user_id)
 
 
 def _filters(params: Mapping[str, str], now: dt.datetime) -> list[Any]:
@@ -248,6 +236,7 @@ def task_json(row: TaskRow, now: dt.datetime) -> dict[str, Any]:
         "lane": row.lane,
         "role": row.role,
         "assignee_id": row.assignee_id,
+        "excluded_id": row.excluded_id,
         "entity": row.entity,
         "record_id": row.record_id,
         "title": row.title,
@@ -279,11 +268,37 @@ def get_row(session: Session, task_id: str) -> TaskRow:
 
 
 def form_schema(task: Any) -> dict[str, Any]:
-    """Return the JSON Schema of a task's form: its own `form` property or the approval form."""
-    text = properties(task).get("form")
+    """Return the JSON Schema of a task's form (its `form` property; empty without one)."""
+    return spec_form(task.task_spec)
+
+
+def spec_form(task_spec: Any) -> dict[str, Any]:
+    """Return the JSON Schema of the form a task spec declares (empty without one)."""
+    extensions = getattr(task_spec, "extensions", None) or {}
+    text = (extensions.get("properties") or {}).get("form")
     schema = json.loads(text) if text else {"type": "object", "properties": {}}
     schema.setdefault("properties", {})
     return schema
+
+
+def candidates(session: Session, row: TaskRow, limit: int = 500) -> list[tuple[int, str]]:
+    """Return (id, name) of the active users who could hold a task: the members of its role
+    (without one, of the roles that may read its record), never the submitter it excludes
+    nor its current holder. Administrators are offered only through such a role."""
+    query = sa.select(User.id, User.display_name, User.username).where(User.is_active.is_(True))
+    if row.role:
+        roles: Any = sa.select(UserRole.user_id).where(UserRole.role == row.role)
+    else:
+        readers = sa.select(RolePermission.role).where(
+            RolePermission.entity.in_([row.entity or "", "*"]), RolePermission.action == "read"
+        )
+        roles = sa.select(UserRole.user_id).where(UserRole.role.in_(readers))
+    query = query.where(User.id.in_(roles))
+    for other in (row.excluded_id, row.assignee_id):
+        if other is not None:
+            query = query.where(User.id != other)
+    rows = session.execute(query.order_by(User.username).limit(limit))
+    return [(int(r[0]), str(r[1] or r[2])) for r in rows]
 
 
 def instance_rows(session: Session, ids: Iterable[int]) -> list[TaskRow]:

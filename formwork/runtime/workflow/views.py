@@ -123,6 +123,8 @@ def instance_json(
         "process": instance.process_key,
         "version": definition.version if definition else None,
         "status": instance.status,
+        "outcome": instance.outcome,
+        "end_event": instance.end_event,
         "entity": instance.entity,
         "record_id": instance.record_id,
         "title": instance.title,

@@ -31,7 +31,8 @@
   });
   document.addEventListener("submit", function (event) {
     var form = event.target;
-    var message = form.getAttribute("data-confirm");
+    var button = event.submitter;
+    var message = (button && button.getAttribute("data-confirm")) || form.getAttribute("data-confirm");
     if (message && !window.confirm(message)) { event.preventDefault(); return; }
     if (form.matches("[data-fw-form]")) dirty = false;
   });
