@@ -19,16 +19,16 @@ from formwork.runtime.records import RecordService
 from formwork.runtime.registry import load_registry
 from formwork.runtime.schema import apply_definitions
 from formwork.runtime.security import system_principal
+from formwork.runtime.workflow.context import StepContext, StepFailed
+from formwork.runtime.workflow.deploy import deploy
+from formwork.runtime.workflow.models import ProcessInstance
+from formwork.runtime.workflow.service import WorkflowRuntime, WorkflowService
 from formwork.runtime.workflow.services import (
     create_record,
     find_record,
     increment_record,
     update_record,
 )
-from formwork.runtime.workflow.context import StepContext, StepFailed
-from formwork.runtime.workflow.deploy import deploy
-from formwork.runtime.workflow.models import ProcessInstance
-from formwork.runtime.workflow.service import WorkflowRuntime, WorkflowService
 
 
 def _field(kind: str, **opts: Any) -> dict[str, Any]:
