@@ -53,9 +53,9 @@ def amend(service: WorkflowService, entity: str, record_id: int, reason: Any) ->
     if _state(service, entity, record_id) != CANCELLED:
         _cancel(service, entity, record_id, reason)
     assert service.registry is not None
-    copy = service_records(service).create(
-        entity, draft_copy(service.registry.meta(entity), source)
-    )
+    state_field = (_binding(service, entity) or {}).get("state_field")
+    payload = draft_copy(service.registry.meta(entity), source, state_field)
+    copy = service_records(service).create(entity, payload)
     now, user = service.now, service.principal.user_id
     move(service.session, entity, copy["id"], DRAFT, now=now, user_id=user)
     old = document(service.session, entity, record_id)
@@ -90,21 +90,22 @@ def lifecycle(service: WorkflowService, entity: str, record_id: int) -> dict[str
     }
 
 
-def draft_copy(meta: EntityMeta, record: Mapping[str, Any]) -> dict[str, Any]:
+def draft_copy(
+    meta: EntityMeta, record: Mapping[str, Any], state_field: str | None = None
+) -> dict[str, Any]:
     """Return what a new draft copies from a record: the fields people fill in (not computed
-    values, numbers, state or process-set fields), line items without their ids."""
+    values, numbers, the state or process-set fields), line items without their ids."""
     out: dict[str, Any] = {}
     for fd in meta.entity.fields:
         if fd.kind.holds_rows:
             child = dict(meta.children)[fd.name]
             out[fd.name] = [draft_copy(child, row) for row in record.get(fd.name) or []]
-        elif _copied(meta, fd) and record.get(fd.name) is not None:
+        elif _copied(fd, state_field) and record.get(fd.name) is not None:
             out[fd.name] = record[fd.name]
     return out
 
 
-def _copied(meta: EntityMeta, fd: Any) -> bool:
-    state_field = (meta.entity.options.get("workflow") or {}).get("state_field")
+def _copied(fd: Any, state_field: str | None) -> bool:
     return not (
         fd.read_only or fd.opt("set_by") == "process" or fd.opt("from_parent")
         or fd.name == state_field
