@@ -4,6 +4,7 @@ forms that may not set routing variables, declared services, and the process pri
 
 from __future__ import annotations
 
+import json
 import re
 from typing import Any
 
@@ -49,7 +50,8 @@ def review_with_rejection(key: str = "review", extra: str = "") -> str:
   <bpmn:sequenceFlow id="f2" sourceRef="review_task" targetRef="decide" />
   <bpmn:sequenceFlow id="f_ok" sourceRef="decide" targetRef="end_ok" />
   <bpmn:sequenceFlow id="f_no" sourceRef="decide" targetRef="end_no">
-    <bpmn:conditionExpression xsi:type="bpmn:tFormalExpression">decision == 'reject'</bpmn:conditionExpression>
+    <bpmn:conditionExpression xsi:type="bpmn:tFormalExpression"
+      >decision == 'reject'</bpmn:conditionExpression>
   </bpmn:sequenceFlow>
 </bpmn:process></bpmn:definitions>"""
     )
@@ -182,13 +184,17 @@ def test_the_submitter_s_own_step(session, ccb, wf_for, rule, who_acts, assignee
 
 
 def test_a_form_may_not_set_routing_or_assignment_variables(session, ccb):
-    form = "{&quot;type&quot;: &quot;object&quot;, &quot;properties&quot;: {&quot;project_manager&quot;: {&quot;type&quot;: &quot;integer&quot;}}}"
+    form = json.dumps(
+        {"type": "object", "properties": {"project_manager": {"type": "integer"}}}
+    ).replace('"', "&quot;")
     bpmn = review_with_rejection(
         extra=f'\n      <spiffworkflow:property name="form" value="{form}" />'
     )
     with pytest.raises(ValidationFailed, match="may not set 'project_manager'"):
-        deploy(session, bpmn, principal=system_principal(),
-               binding={**BINDING, "outcomes": {"end_ok": "approved", "end_no": "rejected"}})  # fmt: skip
+        outcomes = {"end_ok": "approved", "end_no": "rejected"}
+        deploy(
+            session, bpmn, principal=system_principal(), binding={**BINDING, "outcomes": outcomes}
+        )
 
 
 def service_process(operation: str, params: str) -> str:
@@ -206,6 +212,17 @@ def service_process(operation: str, params: str) -> str:
   <bpmn:sequenceFlow id="f2" sourceRef="work" targetRef="end" />
 </bpmn:process></bpmn:definitions>"""
     )
+
+
+def entity_doc(name: str, **options: Any) -> dict[str, Any]:
+    """Return a one-field (money `amount`) entity definition."""
+    amount = {"x-formwork": {"type": "money", "label": {"zh-CN": "额", "en": "Amount"}}}
+    label = {"zh-CN": name, "en": name}
+    return {
+        "type": "object",
+        "x-formwork": {"name": name, "label": label, **options},
+        "properties": {"amount": amount},
+    }
 
 
 def param(name: str, value: str) -> str:
@@ -230,8 +247,7 @@ def test_deploy_refuses_unknown_services_and_parameters(session):
 
 def test_a_process_acts_only_within_its_pack_and_dependencies(session, ccb, wf_for):
     # Another "pack" with a ledger the CCB pack does not depend on.
-    ledger = {"type": "object", "x-formwork": {"name": "ledger", "label": {"zh-CN": "账", "en": "L"}},
-              "properties": {"amount": {"x-formwork": {"type": "money", "label": {"zh-CN": "额", "en": "A"}}}}}  # fmt: skip
+    ledger = entity_doc("ledger")
     apply_definitions(session, "other", {"ledger.json": ledger})
     session.commit()
     params = param("entity", "'other.ledger'") + param("values", "{'amount': amount}")
@@ -249,23 +265,18 @@ def test_a_process_acts_only_within_its_pack_and_dependencies(session, ccb, wf_f
 
 
 def test_pack_check_refuses_a_service_outside_the_pack_s_reach(tmp_path):
-    import json
-
     from formwork.runtime.packs import check_pack, read_pack
     from formwork.runtime.packs.problems import PackInvalid
 
-    entity = {"type": "object",
-              "x-formwork": {"name": "req", "label": {"zh-CN": "申请", "en": "Request"},
-                             "workflow": {"process": "svc"}},
-              "properties": {"amount": {"x-formwork": {"type": "money",
-                                                       "label": {"zh-CN": "额", "en": "A"}}}}}  # fmt: skip
+    entity = entity_doc("req", workflow={"process": "svc"})
     (tmp_path / "entities").mkdir()
     (tmp_path / "workflows").mkdir()
     (tmp_path / "entities" / "req.json").write_text(json.dumps(entity), "utf-8")
     params = param("entity", "'cost_center.cost_entry'") + param("values", "{'amount': amount}")
     (tmp_path / "workflows" / "svc.bpmn").write_text(service_process("create_record", params))
-    manifest = {"name": "mini", "version": "1.0.0", "title": {"zh-CN": "小", "en": "Mini"},
-                "files": {"entities": ["entities/req.json"], "workflows": ["workflows/svc.bpmn"]}}  # fmt: skip
+    files = {"entities": ["entities/req.json"], "workflows": ["workflows/svc.bpmn"]}
+    manifest = {"name": "mini", "version": "1.0.0", "title": {"zh-CN": "小", "en": "Mini"}}
+    manifest["files"] = files
     (tmp_path / "pack.json").write_text(json.dumps(manifest), "utf-8")
     with pytest.raises(PackInvalid) as caught:
         check_pack(read_pack(tmp_path))
