@@ -100,7 +100,11 @@ def _collect(
             # the parent's project), and an empty page of lines must not wipe the titles.
             found = lookups.titles.setdefault(fd.name, {})
             if ids:
-                found.update(record_titles(get_session(), registry(), target, ids))
+                found.update(
+                    record_titles(
+                        get_session(), registry(), target, ids, principal(), current_locale()
+                    )
+                )
     for key in SYSTEM_USER_COLUMNS:
         user_ids.update(r[key] for r in rows if r.get(key) is not None)
 

@@ -46,12 +46,13 @@ class Secure:
 
 @pytest.fixture
 def secure(app: Flask, session: Any) -> Secure:
-    """Install the sample pack, a user per role (and a second note taker) and records:
-    projects P1 (engineer is a member) and P2; crews A (led by the crew leader) and B;
-    sheets s1 (P1, A, draft), s2 (P2, B, approved), s3 (P1, B, approved)."""
+    """Install the sample pack, a user per role (and a second note taker, and an inspector
+    who reads every sheet but only P1 of the projects and no crew or worker) and records:
+    projects P1 (engineer and inspector are members) and P2; crews A (led by the crew
+    leader) and B; sheets s1 (P1, A, draft), s2 (P2, B, approved), s3 (P1, B, approved)."""
     install_packs(session, [read_pack(SECURE)], InstallOptions())
     out = Secure(app)
-    for name in (*ROLES, "note_taker2"):
+    for name in (*ROLES, "note_taker2", "inspector"):
         role = "note_taker" if name == "note_taker2" else name
         user = create_user(session, name, PASSWORD, [role])
         out.users[name] = user.id
@@ -71,6 +72,7 @@ def _seed(records: RecordService, out: Secure) -> None:
     make("P1", "project", {"code": "P1", "name": "一号楼", "budget": "1000000.00"})
     make("P2", "project", {"code": "P2", "name": "二号楼", "budget": "2000000.00"})
     make("m1", "member", {"project": out.ids["P1"], "user": out.users["site_engineer"]})
+    make("m2", "member", {"project": out.ids["P1"], "user": out.users["inspector"]})
     make("A", "crew", {"name": "木工班", "leader": out.users["crew_leader"]})
     make("B", "crew", {"name": "钢筋班"})
     make("wA", "worker", {"name": "张三", "crew": out.ids["A"], "bank_card": "6222000011112222"})
