@@ -36,6 +36,10 @@ _MESSAGES: dict[str, tuple[str, str]] = {
         "引用的 {entity} 记录 {value} 不存在",
         "Referenced {entity} record {value} does not exist",
     ),
+    "reference_filter": (
+        "所选{entity_zh}不符合条件：{condition_zh}",
+        "The chosen {entity_en} does not fit: {condition_en}",
+    ),
     "user_missing": ("用户 {value} 不存在", "User {value} does not exist"),
     "file_missing": ("附件 {value} 不存在", "Attachment {value} does not exist"),
     "file_too_large": (

@@ -14,6 +14,7 @@ from sqlalchemy.orm import Session
 from formwork.runtime.definitions import EntityDef, qualify
 from formwork.runtime.models import Sequence, StoredFile, User
 from formwork.runtime.registry import Registry
+from formwork.runtime.security import Principal, row_condition
 
 
 class SaveContext:
@@ -30,6 +31,9 @@ class SaveContext:
         any_file: bool = True,
         kept_files: frozenset[str] = frozenset(),
         local_now: dt.datetime | None = None,
+        author: Principal | None = None,
+        kept_refs: frozenset[tuple[str, int]] = frozenset(),
+        before: Mapping[str, Any] | None = None,
     ) -> None:
         self.session = session
         self.registry = registry
@@ -45,6 +49,12 @@ class SaveContext:
         self.kept_files = kept_files
         # The id of the record (or line item) being computed, None while inserting.
         self.record_id: int | None = None
+        # Who saves: a reference may name only records they may read, or that the record
+        # already names (kept_refs: (entity key, id)); None for the system (any record).
+        self.author = author
+        self.kept_refs = kept_refs
+        # The stored record (Python values, line items by field) when updating.
+        self.before = before
 
     @property
     def users_table(self) -> sa.Table:
@@ -61,6 +71,35 @@ class SaveContext:
             return set()
         rows = self.session.connection().execute(sa.select(table.c.id).where(table.c.id.in_(ids)))
         return {r[0] for r in rows}
+
+    def referable(self, entity_key: str, ids: set[Any]) -> set[Any]:
+        """Return which of `ids` the author may put in a reference to `entity_key`: records
+        they may read, and those the record already names. An unreadable id is answered
+        like a missing one, so a save never confirms that a record exists."""
+        key = qualify(self.entity.pack, entity_key)
+        meta = self.registry.meta(key)
+        table = meta.table
+        kept = {i for i in ids if (key, i) in self.kept_refs}
+        found = self.exists(table, kept)
+        fresh = set(ids) - kept
+        if fresh:
+            where = [table.c.id.in_(fresh)]
+            rule = (
+                None
+                if self.author is None
+                else row_condition(self.registry, self.author, meta, "read")
+            )
+            if rule is not None:
+                where.append(rule)
+            rows = self.session.connection().execute(sa.select(table.c.id).where(*where))
+            found |= {r[0] for r in rows}
+        return found
+
+    def matches(self, target: Any, record_id: Any, where: list[Any]) -> bool:
+        """Return True when record `record_id` of `target` meets the conditions."""
+        table = target.table
+        query = sa.select(table.c.id).where(table.c.id == record_id, *where).limit(1)
+        return self.session.connection().execute(query).first() is not None
 
     def file_rows(self, ids: set[str]) -> Mapping[str, Mapping[str, Any]]:
         """Return the stored files' metadata keyed by id."""

@@ -10,6 +10,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
+from formwork.runtime import reference_filters
 from formwork.runtime.definitions import FieldDef
 from formwork.runtime.errors import FieldError, NotFound, ValidationFailed
 from formwork.runtime.expressions import ExpressionError, evaluate
@@ -74,9 +75,14 @@ def check_record(
     ctx: SaveContext,
     record_id: int | None,
     pointer: str = "",
+    *,
+    parent: Mapping[str, Any] | None = None,
+    old: Mapping[str, Any] | None = None,
+    old_parent: Mapping[str, Any] | None = None,
 ) -> list[FieldError]:
-    """Return problems that need the database or the whole record: references, files,
-    uniqueness and the entity's rules."""
+    """Return problems that need the database or the whole record: references (they must
+    exist, be readable by the author and meet their filters), files, uniqueness and the
+    entity's rules. `old` is the stored record (or line) when updating."""
     errors: list[FieldError] = []
     for field_def in meta.entity.stored_fields():
         value = record.get(field_def.name)
@@ -86,11 +92,26 @@ def check_record(
         errors += field_def.kind.check_stored(field_def, [(path, value)], ctx)
         if field_def.unique and not field_def.kind.system_written:
             errors += _unique_problem(session, meta, field_def.name, value, record_id, path)
+    failed = frozenset(e.pointer for e in errors)
+    errors += reference_filters.problems(
+        ctx, meta, record, pointer, parent=parent, old=old, old_parent=old_parent, skip=failed
+    )
     errors += _unique_together_problems(session, meta, record, record_id, pointer)
     errors += _rule_problems(meta, record, ctx, pointer, record_id)
     for name, child in meta.children:
+        old_rows = {r["id"]: r for r in (old or {}).get(name) or [] if r.get("id")}
         for i, row in enumerate(record.get(name, [])):
-            errors += check_record(session, child, row, ctx, row.get("id"), f"{pointer}/{name}/{i}")
+            errors += check_record(
+                session,
+                child,
+                row,
+                ctx,
+                row.get("id"),
+                f"{pointer}/{name}/{i}",
+                parent=record,
+                old=old_rows.get(row.get("id")),
+                old_parent=old,
+            )
     return errors
 
 

@@ -49,7 +49,8 @@ def secure(app: Flask, session: Any) -> Secure:
     """Install the sample pack, a user per role (and a second note taker, and an inspector
     who reads every sheet but only P1 of the projects and no crew or worker) and records:
     projects P1 (engineer and inspector are members) and P2; crews A (led by the crew
-    leader) and B; sheets s1 (P1, A, draft), s2 (P2, B, approved), s3 (P1, B, approved)."""
+    leader) and B; sheets s1 (P1, A, draft), s2 (P2, B, approved), s3 (P1, B, approved),
+    each with a line of a worker of its crew (wA in crew A, wB in crew B)."""
     install_packs(session, [read_pack(SECURE)], InstallOptions())
     out = Secure(app)
     for name in (*ROLES, "note_taker2", "inspector"):
@@ -77,7 +78,7 @@ def _seed(records: RecordService, out: Secure) -> None:
     make("B", "crew", {"name": "钢筋班"})
     make("wA", "worker", {"name": "张三", "crew": out.ids["A"], "bank_card": "6222000011112222"})
     make("wB", "worker", {"name": "李四", "crew": out.ids["B"], "bank_card": "6222000033334444"})
-    line = {"worker": out.ids["wA"], "days": "1.0", "day_rate": "300.00"}
+    lines = {c: {"worker": out.ids[f"w{c}"], "days": "1.0", "day_rate": "300.00"} for c in "AB"}
     sheets = (
         ("s1", "P1", "A", "draft", "100.00"),
         ("s2", "P2", "B", "approved", "200.00"),
@@ -90,7 +91,7 @@ def _seed(records: RecordService, out: Secure) -> None:
             "crew": out.ids[crew],
             "status": status,
             "amount": amount,
-            "lines": [line],
+            "lines": [lines[crew]],  # a worker of the sheet's crew (the line's filter)
         }
         make(name, "sheet", payload)
     make("n1", "note", {"text": "P1 的记事", "project": out.ids["P1"]})
