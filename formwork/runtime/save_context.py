@@ -32,6 +32,7 @@ class SaveContext:
         kept_files: frozenset[str] = frozenset(),
         local_now: dt.datetime | None = None,
         author: Principal | None = None,
+        reader: Principal | None = None,
         kept_refs: frozenset[tuple[str, int]] = frozenset(),
         before: Mapping[str, Any] | None = None,
     ) -> None:
@@ -53,6 +54,9 @@ class SaveContext:
         # already names (kept_refs: (entity key, id)); None for the system (any record).
         self.author = author
         self.kept_refs = kept_refs
+        # Whose read rules sum_of/count_of apply: None while saving (a rule must see every
+        # row), the user for a preview shown to them (see lookups()).
+        self.reader = reader
         # The stored record (Python values, line items by field) when updating.
         self.before = before
 
@@ -178,8 +182,11 @@ class SaveContext:
     def lookups(self) -> Mapping[str, Callable[..., Any]]:
         """Return the expression library's database functions, answered in this transaction.
 
-        They read every record (no row rules): a rule such as "commitments may not exceed
-        the budget" must see the whole budget, whoever saves.
+        While saving they read every record (no row rules): a rule such as "commitments may
+        not exceed the budget" must see the whole budget, whoever saves. With a `reader`
+        (a form's live preview) they read only what that user may read — their row rules,
+        and refused on a hidden field or an entity they may not read — so a value shown to
+        them is never built from rows they cannot see.
         """
         return {"sum_of": self._sum_of, "count_of": self._count_of}
 
@@ -209,9 +216,11 @@ class SaveContext:
             key, text = _filter_param(str(name), value)
             params[key] = [text]
         meta = self.registry.meta(entity)
-        system = system_principal()
+        if self.reader is not None and not self.reader.can(entity, "read"):
+            raise ValueError(f"{function}: {entity} is not readable here")
+        who = self.reader or system_principal()
         try:
-            return aggregate(self.session, self.registry, meta, params, principal=system)
+            return aggregate(self.session, self.registry, meta, params, principal=who)
         except BadQuery as exc:
             detail = "; ".join(f"{e.pointer}: {e.code} {e.params}" for e in exc.errors)
             raise ValueError(f"{function} on {entity}: {detail}") from None

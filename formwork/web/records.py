@@ -149,9 +149,19 @@ def _undo(session: Any, saved: list[str]) -> None:
 
 
 def _fill_computed(meta: EntityMeta, payload: dict[str, Any], state: FormState) -> None:
+    """Fill the form's computed values as the user would see them: sum_of/count_of read only
+    rows the user may read (a value shown to them is never built from other rows; the save
+    itself computes over every row, and stores what its rules need)."""
     moment = clock()
+    who = principal()
     ctx = SaveContext(
-        get_session(), registry(), meta.entity, moment.now(), local_now=moment.local_now()
+        get_session(),
+        registry(),
+        meta.entity,
+        moment.now(),
+        local_now=moment.local_now(),
+        author=who,
+        reader=who,
     )
     values, lines = preview_computed(meta, payload, ctx)
     state.computed.update(values)
