@@ -15,6 +15,7 @@ from typing import Any
 
 from formwork.runtime.definitions import EntityDef, FieldDef, qualify
 from formwork.runtime.errors import FieldError
+from formwork.runtime.fields.choice import option_label
 from formwork.runtime.registry import EntityMeta
 
 SELF, PARENT, CONSTANT = "self", "parent", "constant"
@@ -144,8 +145,9 @@ def _term_text(
     tfd = target.entity.get_field(term.field)
     what = tfd.label(locale) if tfd is not None else term.field
     if term.scope == CONSTANT:
-        shown = ", ".join(map(str, term.value)) if isinstance(term.value, list) else term.value
-        return f"{what}须为 {shown}" if locale == "zh-CN" else f"its {what} must be {shown}"
+        values = term.value if isinstance(term.value, list) else [term.value]
+        shown = (" / " if locale == "en" else "或").join(_shown(tfd, v, locale) for v in values)
+        return f"{what}须为{shown}" if locale == "zh-CN" else f"its {what} must be {shown}"
     holder = holders[0] if term.scope == SELF else holders[1]
     sfd = holder.get_field(term.source) if holder is not None else None
     source = sfd.label(locale) if sfd is not None else term.source
@@ -154,6 +156,12 @@ def _term_text(
     if locale == "zh-CN":
         return f"{what}须与{whose}的{source}相同"
     return f"its {what} must be the {source} of {whose}"
+
+
+def _shown(tfd: FieldDef | None, value: Any, locale: str) -> str:
+    if tfd is not None and tfd.opt("options") and isinstance(value, str):
+        return option_label(tfd, value, locale)
+    return str(value)
 
 
 def definition_problems(
