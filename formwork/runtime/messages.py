@@ -36,6 +36,10 @@ _MESSAGES: dict[str, tuple[str, str]] = {
         "引用的 {entity} 记录 {value} 不存在",
         "Referenced {entity} record {value} does not exist",
     ),
+    "reference_filter": (
+        "所选{entity_zh}不符合条件：{condition_zh}",
+        "The chosen {entity_en} does not fit: {condition_en}",
+    ),
     "user_missing": ("用户 {value} 不存在", "User {value} does not exist"),
     "file_missing": ("附件 {value} 不存在", "Attachment {value} does not exist"),
     "file_too_large": (
@@ -50,10 +54,15 @@ _MESSAGES: dict[str, tuple[str, str]] = {
         "值 '{value}' 已存在，必须唯一",
         "Value '{value}' already exists; it must be unique",
     ),
+    "unique_unavailable": ("此值不可使用，请换一个", "This value cannot be used; choose another"),
     "read_only": ("只读字段不能修改", "This field is read-only"),
     "unique_together": (
         "已有记录使用了相同的 {fields} 组合",
         "Another record already has the same {fields}",
+    ),
+    "unique_together_unavailable": (
+        "{fields} 的这一组合不可使用，请换一组",
+        "This combination of {fields} cannot be used; choose another",
     ),
     "file_not_yours": ("只能附加自己上传的文件", "Only files you uploaded can be attached"),
     "read_only_for_role": ("你的角色不能修改此字段", "Your role may not change this field"),

@@ -46,17 +46,22 @@ class Query:
         self.principal = principal
         self.table = meta.table
         self.joins: dict[str, tuple[sa.FromClause, EntityMeta]] = {}
+        self.join_on: dict[str, Any] = {}
         self.errors: list[FieldError] = []
 
     # -- resolving names --------------------------------------------------------------------
     def column(self, path: str, param: str) -> tuple[Any, FieldDef | None]:
-        """Return the column for `field` or `reference.field` (joining one level)."""
+        """Return the column for `field` or `reference.field` (joining one level).
+
+        A hop is the principal's own read of the target: a path they may not see (a hidden
+        field, an entity they may not read) is refused as unknown, and the join reaches
+        only target rows they may read (any other row reads as NULL)."""
         head, _, tail = path.partition(".")
         if not tail:
             return self._own_column(self.meta, self.table, head, param)
-        field_def = self.meta.entity.get_field(head)
-        target_key = field_def.kind.join_target(field_def, self.meta.entity) if field_def else None
-        if field_def is None or target_key is None:
+        target_key = reference_target(self.meta, head)
+        shut = self.principal is not None and not visible_path(self.principal, self.meta, path)
+        if target_key is None or shut:
             self.errors.append(FieldError(param, "unknown_filter_field", {"name": path}))
             return None, None
         alias, target = self._join(head, target_key)
@@ -88,14 +93,25 @@ class Query:
     def _join(self, head: str, target_key: str) -> tuple[sa.FromClause, EntityMeta]:
         if head not in self.joins:
             target = self.registry.meta(target_key)
-            self.joins[head] = (target.table.alias(f"j_{head}"), target)
+            alias = target.table.alias(f"j_{head}")
+            on = alias.c.id == self.table.c[head]
+            readable = self._readable(target, alias)
+            self.joins[head] = (alias, target)
+            self.join_on[head] = on if readable is None else sa.and_(on, readable)
         return self.joins[head]
+
+    def _readable(self, target: EntityMeta, alias: Any) -> Any:
+        # The target's row rules, written on the join's alias: a row of the target the
+        # principal may not read joins as NULLs, so it neither matches nor sorts nor groups.
+        if self.principal is None:
+            return None
+        return row_condition(self.registry, self.principal, target, "read", table=alias)
 
     def from_clause(self) -> sa.FromClause:
         """Return the table joined to every referenced table a filter or sort used."""
         clause: sa.FromClause = self.table
         for head, (alias, _target) in self.joins.items():
-            clause = clause.outerjoin(alias, alias.c.id == self.table.c[head])
+            clause = clause.outerjoin(alias, self.join_on[head])
         return clause
 
     # -- filters ----------------------------------------------------------------------------
@@ -160,6 +176,25 @@ class Query:
         """Raise BadQuery listing every problem found so far."""
         if self.errors:
             raise BadQuery(self.errors)
+
+
+def reference_target(meta: EntityMeta, name: str) -> str | None:
+    """Return the entity a path may hop into through field `name` of `meta` (or None)."""
+    field_def = meta.entity.get_field(name)
+    return field_def.kind.join_target(field_def, meta.entity) if field_def else None
+
+
+def visible_path(principal: Principal, meta: EntityMeta, path: str) -> bool:
+    """Return True when `field` or `reference.field` of `meta` is one the principal may see:
+    the field is not hidden from them and, through a hop, they may read the target entity
+    and its field (the rule Query.column applies, for callers that drop instead of refuse)."""
+    head, _, tail = path.partition(".")
+    if head in principal.hidden_fields(meta.entity.key):
+        return False
+    if not tail:
+        return True
+    target_key = reference_target(meta, head)
+    return target_key is not None and principal.may_read_field(target_key, tail)
 
 
 def _build(field_def: FieldDef | None, column: Any, op: str, text: str) -> Any:

@@ -87,7 +87,12 @@ class RecordService:
         children = read_children(self.session, meta, [record_id])
         return self.shown(meta, dump_record(meta, values, children.get(record_id, {})))
 
-    def _context(self, meta: EntityMeta, before: Mapping[str, Any] | None = None) -> SaveContext:
+    def _context(
+        self,
+        meta: EntityMeta,
+        before: Mapping[str, Any] | None = None,
+        stored: Mapping[str, Any] | None = None,
+    ) -> SaveContext:
         return SaveContext(
             self.session,
             self.registry,
@@ -97,6 +102,9 @@ class RecordService:
             user_id=self.principal.user_id,
             any_file=self.principal.is_admin,
             kept_files=frozenset(_file_ids(meta, before or {})),
+            author=self.principal,
+            kept_refs=frozenset(reference_ids(meta, before or {})),
+            before=stored,
         )
 
     # -- permissions on rows and fields ------------------------------------------------------
@@ -224,7 +232,7 @@ class RecordService:
         self._check_writable(meta, payload, "update", before)
         converted = convert(meta, payload, creating=False, current=old)
         self._keep_locked_lines(meta, converted, old_children)
-        ctx = self._context(meta, before)
+        ctx = self._context(meta, before, {**old, **old_children})
         merged = Converted(
             {**_user_values(meta, old), **converted.values},
             {**_as_rows(old_children), **converted.children},
@@ -297,7 +305,7 @@ class RecordService:
             record = compute_fields(meta, converted, ctx)
         except ExpressionError as exc:
             raise ValidationFailed([FieldError("/", "expression", {"detail": str(exc)})]) from exc
-        errors = check_record(self.session, meta, record, ctx, record_id)
+        errors = check_record(self.session, meta, record, ctx, record_id, old=ctx.before)
         if errors:
             raise ValidationFailed(errors)
         if inserting:
@@ -400,6 +408,20 @@ def _file_ids(meta: EntityMeta, record: Mapping[str, Any]) -> set[str]:
     for name, child in meta.children:
         for row in record.get(name) or []:
             found |= _file_ids(child, row)
+    return found
+
+
+def reference_ids(meta: EntityMeta, record: Mapping[str, Any]) -> set[tuple[str, int]]:
+    """Return (entity key, id) of every record a record (and its line items) refers to."""
+    found: set[tuple[str, int]] = set()
+    for fd in meta.entity.fields:
+        target = fd.kind.join_target(fd, meta.entity)
+        value = record.get(fd.name)
+        if target is not None and isinstance(value, int):
+            found.add((target, value))
+    for name, child in meta.children:
+        for row in record.get(name) or []:
+            found |= reference_ids(child, row)
     return found
 
 

@@ -31,31 +31,36 @@ def compile_rules(
     meta: EntityMeta,
     rules: Sequence[RowRule],
     session: Session | None = None,
+    *,
+    table: Any = None,
 ) -> Any:
-    """Return the OR of the rules as a condition on `meta.table` (false for no rules).
+    """Return the OR of the rules as a condition on `meta.table` (or on `table`, an alias
+    of it) — false for no rules.
 
     Memberships stay subqueries: reading them first and inlining the ids was measured
     (bench/security_rows.py) to cost a round trip and win nothing once statistics exist."""
     if not rules:
         return sa.false()
-    return sa.or_(*(_compile(registry, principal, meta, rule, session) for rule in rules))
+    source = meta.table if table is None else table
+    return sa.or_(*(_compile(registry, principal, meta, source, rule, session) for rule in rules))
 
 
 def _compile(
     registry: Registry,
     principal: Principal,
     meta: EntityMeta,
+    source: Any,
     rule: RowRule,
     session: Session | None,
 ) -> Any:
     head, _, tail = rule.field.partition(".")
     if not tail:
-        column = meta.table.c[_column(meta.entity, head)]
+        column = source.c[_column(meta.entity, head)]
         return _atom(registry, principal, meta, column, rule, session)
     target = registry.meta(str(_reference_target(meta.entity, head)))
     column = target.table.c[_column(target.entity, tail)]
     inner = _atom(registry, principal, target, column, rule, session)
-    return meta.table.c[head].in_(sa.select(target.table.c.id).where(inner))
+    return source.c[head].in_(sa.select(target.table.c.id).where(inner))
 
 
 def _atom(

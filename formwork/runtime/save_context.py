@@ -14,6 +14,7 @@ from sqlalchemy.orm import Session
 from formwork.runtime.definitions import EntityDef, qualify
 from formwork.runtime.models import Sequence, StoredFile, User
 from formwork.runtime.registry import Registry
+from formwork.runtime.security import Principal, row_condition
 
 
 class SaveContext:
@@ -30,6 +31,10 @@ class SaveContext:
         any_file: bool = True,
         kept_files: frozenset[str] = frozenset(),
         local_now: dt.datetime | None = None,
+        author: Principal | None = None,
+        reader: Principal | None = None,
+        kept_refs: frozenset[tuple[str, int]] = frozenset(),
+        before: Mapping[str, Any] | None = None,
     ) -> None:
         self.session = session
         self.registry = registry
@@ -45,6 +50,15 @@ class SaveContext:
         self.kept_files = kept_files
         # The id of the record (or line item) being computed, None while inserting.
         self.record_id: int | None = None
+        # Who saves: a reference may name only records they may read, or that the record
+        # already names (kept_refs: (entity key, id)); None for the system (any record).
+        self.author = author
+        self.kept_refs = kept_refs
+        # Whose read rules sum_of/count_of apply: None while saving (a rule must see every
+        # row), the user for a preview shown to them (see lookups()).
+        self.reader = reader
+        # The stored record (Python values, line items by field) when updating.
+        self.before = before
 
     @property
     def users_table(self) -> sa.Table:
@@ -61,6 +75,35 @@ class SaveContext:
             return set()
         rows = self.session.connection().execute(sa.select(table.c.id).where(table.c.id.in_(ids)))
         return {r[0] for r in rows}
+
+    def referable(self, entity_key: str, ids: set[Any]) -> set[Any]:
+        """Return which of `ids` the author may put in a reference to `entity_key`: records
+        they may read, and those the record already names. An unreadable id is answered
+        like a missing one, so a save never confirms that a record exists."""
+        key = qualify(self.entity.pack, entity_key)
+        meta = self.registry.meta(key)
+        table = meta.table
+        kept = {i for i in ids if (key, i) in self.kept_refs}
+        found = self.exists(table, kept)
+        fresh = set(ids) - kept
+        if fresh:
+            where = [table.c.id.in_(fresh)]
+            rule = (
+                None
+                if self.author is None
+                else row_condition(self.registry, self.author, meta, "read")
+            )
+            if rule is not None:
+                where.append(rule)
+            rows = self.session.connection().execute(sa.select(table.c.id).where(*where))
+            found |= {r[0] for r in rows}
+        return found
+
+    def matches(self, target: Any, record_id: Any, where: list[Any]) -> bool:
+        """Return True when record `record_id` of `target` meets the conditions."""
+        table = target.table
+        query = sa.select(table.c.id).where(table.c.id == record_id, *where).limit(1)
+        return self.session.connection().execute(query).first() is not None
 
     def file_rows(self, ids: set[str]) -> Mapping[str, Mapping[str, Any]]:
         """Return the stored files' metadata keyed by id."""
@@ -139,8 +182,11 @@ class SaveContext:
     def lookups(self) -> Mapping[str, Callable[..., Any]]:
         """Return the expression library's database functions, answered in this transaction.
 
-        They read every record (no row rules): a rule such as "commitments may not exceed
-        the budget" must see the whole budget, whoever saves.
+        While saving they read every record (no row rules): a rule such as "commitments may
+        not exceed the budget" must see the whole budget, whoever saves. With a `reader`
+        (a form's live preview) they read only what that user may read — their row rules,
+        and refused on a hidden field or an entity they may not read — so a value shown to
+        them is never built from rows they cannot see.
         """
         return {"sum_of": self._sum_of, "count_of": self._count_of}
 
@@ -170,9 +216,11 @@ class SaveContext:
             key, text = _filter_param(str(name), value)
             params[key] = [text]
         meta = self.registry.meta(entity)
-        system = system_principal()
+        if self.reader is not None and not self.reader.can(entity, "read"):
+            raise ValueError(f"{function}: {entity} is not readable here")
+        who = self.reader or system_principal()
         try:
-            return aggregate(self.session, self.registry, meta, params, principal=system)
+            return aggregate(self.session, self.registry, meta, params, principal=who)
         except BadQuery as exc:
             detail = "; ".join(f"{e.pointer}: {e.code} {e.params}" for e in exc.errors)
             raise ValueError(f"{function} on {entity}: {detail}") from None

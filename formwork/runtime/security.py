@@ -109,6 +109,11 @@ class Principal:
         found = self.access_for(entity_key, action)
         return () if found is None else found.rows
 
+    def may_read_field(self, entity_key: str, name: str) -> bool:
+        """Return True when the principal may read `entity_key` and `name` is not hidden
+        from them (a field of an entity they may not read at all is as good as hidden)."""
+        return self.can(entity_key, "read") and name not in self.hidden_fields(entity_key)
+
     def hidden_fields(self, entity_key: str) -> frozenset[str]:
         """Return the fields of `entity_key` this principal may not see."""
         found = self.access_for(entity_key, "read")
@@ -218,14 +223,20 @@ def principal_with_roles(principal: Principal, extra: frozenset[str]) -> Princip
 
 
 def row_condition(
-    registry: Any, principal: Principal, meta: Any, action: str, session: Any = None
+    registry: Any,
+    principal: Principal,
+    meta: Any,
+    action: str,
+    session: Any = None,
+    *,
+    table: Any = None,
 ) -> Any:
     """Return the SQL condition a principal's row rules put on `meta` for `action`
-    (None: no restriction; false when the action is not granted). With a session,
-    memberships are read first and inlined as ids (see row_rules.compile_rules)."""
+    (None: no restriction; false when the action is not granted). `table` is an alias
+    of the entity's table to write the condition on (a reference hop's join)."""
     from formwork.runtime.row_rules import compile_rules
 
     rules = principal.rows_for(meta.entity.key, action)
     if rules is None:
         return None
-    return compile_rules(registry, principal, meta, rules, session)
+    return compile_rules(registry, principal, meta, rules, session, table=table)

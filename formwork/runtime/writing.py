@@ -10,6 +10,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
+from formwork.runtime import reference_filters
 from formwork.runtime.definitions import FieldDef
 from formwork.runtime.errors import FieldError, NotFound, ValidationFailed
 from formwork.runtime.expressions import ExpressionError, evaluate
@@ -74,9 +75,14 @@ def check_record(
     ctx: SaveContext,
     record_id: int | None,
     pointer: str = "",
+    *,
+    parent: Mapping[str, Any] | None = None,
+    old: Mapping[str, Any] | None = None,
+    old_parent: Mapping[str, Any] | None = None,
 ) -> list[FieldError]:
-    """Return problems that need the database or the whole record: references, files,
-    uniqueness and the entity's rules."""
+    """Return problems that need the database or the whole record: references (they must
+    exist, be readable by the author and meet their filters), files, uniqueness and the
+    entity's rules. `old` is the stored record (or line) when updating."""
     errors: list[FieldError] = []
     for field_def in meta.entity.stored_fields():
         value = record.get(field_def.name)
@@ -85,23 +91,60 @@ def check_record(
         path = f"{pointer}/{field_def.name}"
         errors += field_def.kind.check_stored(field_def, [(path, value)], ctx)
         if field_def.unique and not field_def.kind.system_written:
-            errors += _unique_problem(session, meta, field_def.name, value, record_id, path)
-    errors += _unique_together_problems(session, meta, record, record_id, pointer)
+            errors += _unique_problem(session, meta, field_def.name, value, record_id, path, ctx)
+    failed = frozenset(e.pointer for e in errors)
+    errors += reference_filters.problems(
+        ctx, meta, record, pointer, parent=parent, old=old, old_parent=old_parent, skip=failed
+    )
+    errors += _unique_together_problems(session, meta, record, record_id, pointer, ctx)
     errors += _rule_problems(meta, record, ctx, pointer, record_id)
     for name, child in meta.children:
+        old_rows = {r["id"]: r for r in (old or {}).get(name) or [] if r.get("id")}
         for i, row in enumerate(record.get(name, [])):
-            errors += check_record(session, child, row, ctx, row.get("id"), f"{pointer}/{name}/{i}")
+            errors += check_record(
+                session,
+                child,
+                row,
+                ctx,
+                row.get("id"),
+                f"{pointer}/{name}/{i}",
+                parent=record,
+                old=old_rows.get(row.get("id")),
+                old_parent=old,
+            )
     return errors
 
 
 def _unique_problem(
-    session: Session, meta: EntityMeta, name: str, value: Any, record_id: int | None, path: str
+    session: Session,
+    meta: EntityMeta,
+    name: str,
+    value: Any,
+    record_id: int | None,
+    path: str,
+    ctx: SaveContext,
 ) -> list[FieldError]:
     params = {"value": value, "record_id": record_id or 0}
     if session.connection().execute(meta.unique_query(name), params).first() is None:
         return []
+    if not _sees_every_row(ctx, meta, (name,)):
+        return [FieldError(path, "unique_unavailable")]
     field_def = meta.entity.field_map[name]
     return [FieldError(path, "unique", {"value": field_def.kind.dump(field_def, value)})]
+
+
+def _sees_every_row(ctx: SaveContext, meta: EntityMeta, fields: Sequence[str]) -> bool:
+    """Return True when the author reads every row of the entity and these fields, so that
+    "already exists" tells them nothing they could not look up. Anyone else gets one
+    neutral "cannot be used" whether the clash is in rows they see or not: the answer then
+    depends on who asks, never on where the value is, and no record is named."""
+    author = ctx.author
+    if author is None:
+        return True
+    key = meta.entity.key
+    return author.rows_for(key, "read") is None and all(
+        author.may_read_field(key, name) for name in fields
+    )
 
 
 def _unique_together_problems(
@@ -110,6 +153,7 @@ def _unique_together_problems(
     record: Mapping[str, Any],
     record_id: int | None,
     pointer: str,
+    ctx: SaveContext,
 ) -> list[FieldError]:
     """Return a problem per unique composite index another record already fills with the
     same values (checked here so the answer names the fields, not a database error)."""
@@ -127,9 +171,10 @@ def _unique_together_problems(
         )
         if session.connection().execute(query.limit(1)).first() is not None:
             shown = ", ".join(index.fields)
-            problems.append(
-                FieldError(f"{pointer}/{index.fields[0]}", "unique_together", {"fields": shown})
-            )
+            code = "unique_together"
+            if not _sees_every_row(ctx, meta, index.fields):
+                code = "unique_together_unavailable"
+            problems.append(FieldError(f"{pointer}/{index.fields[0]}", code, {"fields": shown}))
     return problems
 
 

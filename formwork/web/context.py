@@ -100,7 +100,11 @@ def _collect(
             # the parent's project), and an empty page of lines must not wipe the titles.
             found = lookups.titles.setdefault(fd.name, {})
             if ids:
-                found.update(record_titles(get_session(), registry(), target, ids))
+                found.update(
+                    record_titles(
+                        get_session(), registry(), target, ids, principal(), current_locale()
+                    )
+                )
     for key in SYSTEM_USER_COLUMNS:
         user_ids.update(r[key] for r in rows if r.get(key) is not None)
 
@@ -189,9 +193,12 @@ def begin_transaction() -> None:
 LOOKUP_LIMIT = 10
 
 
-def lookup_options(target: EntityMeta, text: str) -> list[tuple[int, str]]:
+def lookup_options(
+    target: EntityMeta, text: str, conditions: Iterable[Any] = ()
+) -> list[tuple[int, str]]:
     """Return up to ten (id, title) of the records of `target` the signed-in user may read
-    that match `text` in their search fields (not the hidden ones) or by id."""
+    that match `text` in their search fields (not the hidden ones) or by id, and meet the
+    `conditions` (a reference field's filter). A hidden title field shows as `#id`."""
     from formwork.web.filters import quick_search
 
     who = principal()
@@ -199,19 +206,22 @@ def lookup_options(target: EntityMeta, text: str) -> list[tuple[int, str]]:
     who.require(key, "read")
     shut = who.hidden_fields(key)
     title = target.entity.title_field
+    title = title if title and title not in shut else None
     names = tuple(n for n in target.entity.search_fields if n not in shut) or (
         (title,) if title else ()
     )
     table = target.table
     title_col = table.c[title] if title else table.c.id
     condition = quick_search(target, names, text)
-    if text.isdigit():
+    if text.isascii() and text.isdigit() and len(text) <= 18:  # an id a BIGINT holds
         id_match = table.c.id == int(text)
         condition = id_match if condition is None else sa.or_(condition, id_match)
-    where = [] if condition is None else [condition]
+    where = [*conditions] + ([] if condition is None else [condition])
     allowed = row_condition(registry(), who, target, "read")
     if allowed is not None:
         where.append(allowed)  # only records the user may read are offered
     statement = sa.select(table.c.id, title_col).where(*where).order_by(title_col)
     rows = get_session().execute(statement.limit(LOOKUP_LIMIT)).all()
+    if title is None:
+        return [(int(r[0]), f"#{r[0]}") for r in rows]
     return [(int(r[0]), "" if r[1] is None else str(r[1])) for r in rows]

@@ -15,6 +15,7 @@ from formwork.runtime.fields.choice import option_label
 from formwork.runtime.models import User
 from formwork.runtime.registry import EntityMeta
 from formwork.runtime.titles import record_titles
+from formwork.web.context import principal
 from formwork.web.i18n import current_locale
 from formwork.web.layouts import ListLayout
 from formwork.web.widgets import Lookups, filter_for
@@ -74,8 +75,11 @@ class FilterBar:
             control.target = fd.kind.target(fd, meta.entity)
             chosen = control.values[f"{fd.name}__eq"]
             if chosen.isdigit():
-                found = record_titles(get_session(), registry(), control.target, [int(chosen)])
-                control.title = found.get(int(chosen), f"#{chosen}")
+                chosen_id = int(chosen)
+                found = record_titles(
+                    get_session(), registry(), control.target, [chosen_id], principal(), locale
+                )
+                control.title = found.get(chosen_id, f"#{chosen}")
         return control
 
 

@@ -11,7 +11,7 @@ from formwork.runtime.definitions import FieldDef
 from formwork.runtime.messages import pick_label
 from formwork.runtime.registry import EntityMeta
 from formwork.web.filters import active_users
-from formwork.web.forms import FormState
+from formwork.web.forms import FormState, lookup_include
 from formwork.web.i18n import current_locale
 from formwork.web.layouts import FormField, read_only_copy
 from formwork.web.widgets import Lookups, ReadOnlyWidget, SelectWidget, widget
@@ -73,6 +73,7 @@ def field_view(
         options["lookup_url"] = url_for(
             "web.lookup", pack=meta.entity.pack, entity=meta.entity.name, field=fd.name
         )
+        options["lookup_include"] = lookup_include(fd)
     elif macro == "attachment":
         current = raw if isinstance(raw, list) else ([raw] if raw else [])
         options["current"] = current
@@ -210,6 +211,8 @@ def _row_view(
                 entity=meta.entity.name,
                 field=cell.fd.name,
                 grid=grid,
+                row=key,
             )
+            cell.o["lookup_include"] = lookup_include(cell.fd, grid, key)
     row_errors = state.errors.get(f"{grid}.{position}", []) if position >= 0 else []
     return {"key": key, "id": row.get("id", ""), "cells": cells, "errors": row_errors}

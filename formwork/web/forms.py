@@ -13,6 +13,7 @@ from typing import Any
 
 from werkzeug.datastructures import MultiDict
 
+from formwork.runtime import reference_filters
 from formwork.runtime.definitions import FieldDef
 from formwork.runtime.errors import FieldError
 from formwork.runtime.registry import EntityMeta
@@ -160,6 +161,48 @@ def merge_errors(first: list[FieldError], then: list[FieldError]) -> list[FieldE
     """Return `first` plus those of `then` at pointers `first` does not already name."""
     taken = {e.pointer for e in first}
     return first + [e for e in then if e.pointer not in taken]
+
+
+def lookup_values(
+    meta: EntityMeta,
+    owner: EntityMeta,
+    fd: FieldDef,
+    grid: str | None,
+    row: str,
+    args: Mapping[str, str],
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Return the values a reference field's filter reads — (this record's, the parent's) —
+    from the inputs a look-up request sent (`<grid>-<row>-<name>` for a line's own field).
+    An input that cannot be read is left out, so its term is not applied."""
+    own: dict[str, Any] = {}
+    parent: dict[str, Any] = {}
+    for term in reference_filters.terms(fd):
+        if term.scope == reference_filters.CONSTANT:
+            continue
+        line_field = term.scope == reference_filters.SELF and grid
+        holder = owner if term.scope == reference_filters.SELF else meta
+        name = f"{grid}-{row}-{term.source}" if line_field else term.source
+        source = holder.entity.get_field(term.source)
+        if source is None:
+            continue
+        try:
+            value = widget(source).parse(source, args.get(name, ""))
+        except WidgetError:
+            continue
+        (own if term.scope == reference_filters.SELF else parent)[term.source] = value
+    return own, parent
+
+
+def lookup_include(fd: FieldDef, grid: str | None = None, row: str = "") -> str:
+    """Return the CSS selector of the inputs a reference's look-up sends along (its filter's
+    sources), or "" when it has none."""
+    names = []
+    for term in reference_filters.terms(fd):
+        if term.scope == reference_filters.CONSTANT:
+            continue
+        line_field = term.scope == reference_filters.SELF and grid
+        names.append(f"{grid}-{row}-{term.source}" if line_field else term.source)
+    return ", ".join(f"[name={name}]" for name in names)  # names are identifiers
 
 
 def preview_computed(

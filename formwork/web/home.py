@@ -12,7 +12,7 @@ from formwork.auth import principal_cache
 from formwork.context import get_session, registry
 from formwork.runtime.errors import NotFound
 from formwork.runtime.models import AuditEntry
-from formwork.runtime.titles import record_titles
+from formwork.runtime.titles import readable_titles
 from formwork.runtime.workflow.tasks import count_open_tasks
 from formwork.web import bp
 from formwork.web.context import principal
@@ -58,7 +58,8 @@ def recent_records() -> list[dict[str, Any]]:
         except NotFound:
             continue
         if who.can(key, "read"):
-            titles[key] = record_titles(get_session(), registry(), key, ids)
+            # Only records the user may still read: a link to one they lost would 404.
+            titles[key] = readable_titles(get_session(), registry(), key, ids, who)
             labels[key] = meta.entity.label(locale)
     return [
         {

@@ -12,6 +12,7 @@ from flask_login import login_required
 
 from formwork.api.files import upload_problem
 from formwork.context import clock, get_session, registry
+from formwork.runtime import reference_filters
 from formwork.runtime.audit import history
 from formwork.runtime.errors import Conflict, FieldError, NotFound, ValidationFailed
 from formwork.runtime.files import FileStore, FileTooLarge, FileTypeRefused
@@ -31,6 +32,7 @@ from formwork.web.documents import document_panel, state_labels
 from formwork.web.form_view import section_views
 from formwork.web.forms import (
     FormState,
+    lookup_values,
     merge_errors,
     parse_form,
     preview_computed,
@@ -164,9 +166,19 @@ def _undo(session: Any, saved: list[str]) -> None:
 
 
 def _fill_computed(meta: EntityMeta, payload: dict[str, Any], state: FormState) -> None:
+    """Fill the form's computed values as the user would see them: sum_of/count_of read only
+    rows the user may read (a value shown to them is never built from other rows; the save
+    itself computes over every row, and stores what its rules need)."""
     moment = clock()
+    who = principal()
     ctx = SaveContext(
-        get_session(), registry(), meta.entity, moment.now(), local_now=moment.local_now()
+        get_session(),
+        registry(),
+        meta.entity,
+        moment.now(),
+        local_now=moment.local_now(),
+        author=who,
+        reader=who,
     )
     values, lines = preview_computed(meta, payload, ctx)
     state.computed.update(values)
@@ -315,7 +327,11 @@ def lookup(pack: str, entity: str, field: str) -> Any:
     fd = owner.entity.get_field(field)
     if fd is None or widget(fd).macro != "reference":
         raise NotFound(f"no reference field {field}")
-    target_key = fd.kind.target(fd, owner.entity)  # type: ignore[attr-defined]
+    target = registry().meta(fd.kind.target(fd, owner.entity))  # type: ignore[attr-defined]
     text = (request.args.get("q") or request.args.get("lookup_q") or "").strip()[:100]
-    options = lookup_options(registry().meta(target_key), text)
+    # The field's filter, from the form's current values (the form sends the inputs it
+    # names): a sheet line offers only workers of the sheet's crew.
+    own, parent = lookup_values(meta, owner, fd, grid, request.args.get("row", ""), request.args)
+    where = reference_filters.conditions(target, fd, own, parent if grid else None)
+    options = lookup_options(target, text, where)
     return render_template("web/_lookup.html", options=options, q=text)

@@ -215,9 +215,9 @@ def _controls(
             target_pack, target = key.split(".", 1)
             control.lookup_url = url_for("web.report_lookup", pack=target_pack, entity=target)
             if isinstance(value, int):
-                control.title = record_titles(get_session(), registry(), key, [value]).get(
-                    value, ""
-                )
+                control.title = record_titles(
+                    get_session(), registry(), key, [value], principal(), locale
+                ).get(value, "")
         out.append(control)
     return out
 

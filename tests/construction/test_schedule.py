@@ -472,7 +472,9 @@ def test_parent_and_predecessors_stay_in_the_project(cons, db):
     }
     refused = api.post(TASKS, body)
     assert refused.status_code == 422
-    assert {"/parent", "/links"} <= {e["pointer"] for e in refused.get_json()["errors"]}
+    found = {(e["pointer"], e["code"]) for e in refused.get_json()["errors"]}
+    # Declared on the fields ("filter": {"project": "$project"} / "$parent.project").
+    assert {("/parent", "reference_filter"), ("/links/0/predecessor", "reference_filter")} <= found
     body.update(
         parent=tasks["P2402-03"],
         links=[{"predecessor": tasks["P2402-02.01"], "link_type": "FS", "lag_days": 0}],

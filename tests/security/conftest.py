@@ -46,12 +46,14 @@ class Secure:
 
 @pytest.fixture
 def secure(app: Flask, session: Any) -> Secure:
-    """Install the sample pack, a user per role (and a second note taker) and records:
-    projects P1 (engineer is a member) and P2; crews A (led by the crew leader) and B;
-    sheets s1 (P1, A, draft), s2 (P2, B, approved), s3 (P1, B, approved)."""
+    """Install the sample pack, a user per role (and a second note taker, and an inspector
+    who reads every sheet but only P1 of the projects and no crew or worker) and records:
+    projects P1 (engineer and inspector are members) and P2; crews A (led by the crew
+    leader) and B; sheets s1 (P1, A, draft), s2 (P2, B, approved), s3 (P1, B, approved),
+    each with a line of a worker of its crew (wA in crew A, wB in crew B)."""
     install_packs(session, [read_pack(SECURE)], InstallOptions())
     out = Secure(app)
-    for name in (*ROLES, "note_taker2"):
+    for name in (*ROLES, "note_taker2", "inspector"):
         role = "note_taker" if name == "note_taker2" else name
         user = create_user(session, name, PASSWORD, [role])
         out.users[name] = user.id
@@ -71,11 +73,12 @@ def _seed(records: RecordService, out: Secure) -> None:
     make("P1", "project", {"code": "P1", "name": "一号楼", "budget": "1000000.00"})
     make("P2", "project", {"code": "P2", "name": "二号楼", "budget": "2000000.00"})
     make("m1", "member", {"project": out.ids["P1"], "user": out.users["site_engineer"]})
+    make("m2", "member", {"project": out.ids["P1"], "user": out.users["inspector"]})
     make("A", "crew", {"name": "木工班", "leader": out.users["crew_leader"]})
     make("B", "crew", {"name": "钢筋班"})
     make("wA", "worker", {"name": "张三", "crew": out.ids["A"], "bank_card": "6222000011112222"})
     make("wB", "worker", {"name": "李四", "crew": out.ids["B"], "bank_card": "6222000033334444"})
-    line = {"worker": out.ids["wA"], "days": "1.0", "day_rate": "300.00"}
+    lines = {c: {"worker": out.ids[f"w{c}"], "days": "1.0", "day_rate": "300.00"} for c in "AB"}
     sheets = (
         ("s1", "P1", "A", "draft", "100.00"),
         ("s2", "P2", "B", "approved", "200.00"),
@@ -88,7 +91,7 @@ def _seed(records: RecordService, out: Secure) -> None:
             "crew": out.ids[crew],
             "status": status,
             "amount": amount,
-            "lines": [line],
+            "lines": [lines[crew]],  # a worker of the sheet's crew (the line's filter)
         }
         make(name, "sheet", payload)
     make("n1", "note", {"text": "P1 的记事", "project": out.ids["P1"]})

@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from formwork.runtime.errors import PermissionDenied, ValidationFailed
+from formwork.runtime.errors import ValidationFailed
 from tests.security.conftest import Secure
 from tests.web.conftest import sign_in
 
@@ -136,14 +136,20 @@ def test_read_only_fields_are_refused_with_their_pointer(secure: Secure) -> None
 
 def test_writes_outside_the_rows_are_refused_and_nothing_is_written(secure: Secure) -> None:
     leader, admin = secure.api("crew_leader"), secure.api("admin")
+    # Crew B is not readable by the leader: the reference is refused like a missing one,
+    # before the record's own rows are even considered.
     other_crew = {"title": "偷偷", "project": secure.ids["P1"], "crew": secure.ids["B"]}
-    assert leader.post(SHEETS, other_crew).status_code == 403
+    refused = leader.post(SHEETS, other_crew)
+    assert refused.status_code == 422
+    assert [(e["pointer"], e["code"]) for e in refused.get_json()["errors"]] == [
+        ("/crew", "reference_missing")
+    ]
     assert "偷偷" not in titles(admin.get(SHEETS))
     mine = leader.get(f"{SHEETS}/{secure.ids['s1']}").get_json()
     moved = leader.patch(
         f"{SHEETS}/{secure.ids['s1']}", {"crew": secure.ids["B"], "version": mine["version"]}
     )
-    assert moved.status_code == 403
+    assert moved.status_code == 422
     assert admin.get(f"{SHEETS}/{secure.ids['s1']}").get_json()["crew"] == secure.ids["A"]
     own_crew = {"title": "自己的", "project": secure.ids["P2"], "crew": secure.ids["A"]}
     assert leader.post(SHEETS, own_crew).status_code == 201
@@ -151,7 +157,7 @@ def test_writes_outside_the_rows_are_refused_and_nothing_is_written(secure: Secu
 
 def test_the_kernel_applies_the_rules_without_flask(secure: Secure, session: Any) -> None:
     records = secure.service(session, "crew_leader")
-    with pytest.raises(PermissionDenied):
+    with pytest.raises(ValidationFailed):  # crew B is not readable: refused like a missing one
         records.create(
             "secure.sheet", {"title": "x", "project": secure.ids["P1"], "crew": secure.ids["B"]}
         )

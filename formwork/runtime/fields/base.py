@@ -27,6 +27,9 @@ class SaveContext(Protocol):
     def table_of(self, entity_key: str) -> sa.Table:
         """Return the table of an entity by key."""
 
+    def referable(self, entity_key: str, ids: set[Any]) -> set[Any]:
+        """Return which of `ids` the saving principal may reference (readable or kept)."""
+
     @property
     def users_table(self) -> sa.Table:
         """Return the users table."""

@@ -50,16 +50,14 @@ class ReferenceType(FieldType):
     def check_stored(
         self, field: FieldDef, values: list[tuple[str, Any]], ctx: SaveContext
     ) -> list[FieldError]:
-        """Return a problem for every id that does not exist in the target table."""
+        """Return a problem for every id that does not exist in the target table or that
+        the saving user may not read (the same problem: existence is not confirmed)."""
         return _missing(
             values,
-            ctx.exists(self._table(field, ctx), {v for _, v in values}),
+            ctx.referable(field.opt("entity"), {v for _, v in values}),
             "reference_missing",
             field.opt("entity"),
         )
-
-    def _table(self, field: FieldDef, ctx: SaveContext) -> sa.Table:
-        return ctx.table_of(field.opt("entity"))
 
     def join_target(self, field: FieldDef, entity: EntityDef) -> str | None:
         """Return the referenced entity: filters may reach its fields."""

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import PurePosixPath
 from typing import Any
 
-from formwork.runtime import metaschemas
+from formwork.runtime import metaschemas, reference_filters
 from formwork.runtime.definitions import EntityDef, parse_entity, qualify
 from formwork.runtime.errors import DefinitionInvalid
 from formwork.runtime.packs.manifest import MANIFEST, Manifest, read_manifest
@@ -81,6 +81,7 @@ class _Checker:
         if not self.problems:
             self.check_workflows()
         self.check_references()
+        self.check_reference_filters()
         self.check_kinds()
         if self.problems:
             raise PackInvalid(self.problems)
@@ -230,6 +231,19 @@ class _Checker:
                 for target in field_def.kind.references(field_def, entity):
                     where = f"/properties/{field_def.name}/x-formwork/entity"
                     self.check_target(self.files[entity.key], where, target, everything, deps)
+
+    def check_reference_filters(self) -> None:
+        """Check each reference field's `filter` against the entities it names."""
+        everything = self.all_entities()
+        for entity in self.parsed.values():
+            for where, message in reference_filters.definition_problems(entity, everything):
+                self.add(
+                    "pack.E014",
+                    self.files[entity.key],
+                    where,
+                    message,
+                    'e.g. "filter": {"project": "$project"} or {"crew": "$parent.crew"}',
+                )
 
     def check_target(
         self,

@@ -20,6 +20,8 @@ CODES = {
     "pack.E011": "entity name and file name differ",
     "pack.E012": "reference to an unknown entity",
     "pack.E013": "reference into a pack that is not a declared dependency",
+    "pack.E014": "reference filter does not fit (unknown field or source, or values that "
+    "cannot be compared)",
     "pack.E020": "layout invalid",
     "pack.E021": "layout names an unknown field",
     "pack.E030": "report invalid",

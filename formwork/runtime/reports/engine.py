@@ -19,7 +19,7 @@ from formwork.runtime.aggregate import aggregate
 from formwork.runtime.definitions import FieldDef
 from formwork.runtime.errors import PermissionDenied
 from formwork.runtime.expressions import ExpressionError, evaluate, expression_names
-from formwork.runtime.query import MAX_PER_PAGE, list_records
+from formwork.runtime.query import MAX_PER_PAGE, list_records, visible_path
 from formwork.runtime.registry import EntityMeta, Registry
 from formwork.runtime.reports.definition import (
     Dataset,
@@ -109,7 +109,7 @@ def run_report(
     candidates = {*report.produced(), *(c.name for c in report.columns)} - dropped
     numeric = {n for n in candidates if _is_numeric(ctx, report, n, rows)}
     all_totals = _totals(report, rows, numeric, dropped, moment)
-    labeller = Labeller(session, registry, principal.locale)
+    labeller = Labeller(session, registry, principal)
     columns = [labeller.column(report, c, ctx.fields.get(c.name), rows) for c in visible]
     for column in columns:
         column.numeric = column.name in numeric
@@ -133,11 +133,9 @@ def _field_of(meta: EntityMeta, registry: Registry, path: str) -> tuple[FieldDef
 
 
 def _hidden(ctx: _Context, meta: EntityMeta, path: str) -> bool:
-    _fd, owner, name = _field_of(meta, ctx.registry, path.split(":", 1)[0])
-    base = path.split(".", 1)[0].split(":", 1)[0]
-    return base in ctx.principal.hidden_fields(meta.entity.key) or (
-        owner != meta.entity.key and name in ctx.principal.hidden_fields(owner)
-    )
+    # One rule with the query layer: a hidden field, or a hop into an entity or field
+    # the viewer may not read, is dropped from the report (a filter on one refuses it).
+    return not visible_path(ctx.principal, meta, path.split(":", 1)[0])
 
 
 def _run_dataset(ctx: _Context, dataset: Dataset) -> list[Row]:

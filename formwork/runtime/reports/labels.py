@@ -13,6 +13,7 @@ from formwork.runtime.fields.choice import SelectType, option_label
 from formwork.runtime.fields.relation import ReferenceType, UserType
 from formwork.runtime.registry import Registry
 from formwork.runtime.reports.definition import Column, ReportDef, text
+from formwork.runtime.security import Principal
 from formwork.runtime.titles import record_titles, user_names
 
 if TYPE_CHECKING:
@@ -27,10 +28,11 @@ MEASURE_NAMES = {
 class Labeller:
     """Build result columns for one locale."""
 
-    def __init__(self, session: Session, registry: Registry, locale: str) -> None:
+    def __init__(self, session: Session, registry: Registry, principal: Principal) -> None:
         self.session = session
         self.registry = registry
-        self.locale = locale
+        self.principal = principal
+        self.locale = principal.locale
 
     def column(
         self,
@@ -83,7 +85,10 @@ class Labeller:
         if isinstance(fd.kind, ReferenceType):
             target = fd.kind.target(fd, self.registry.entity(owner))
             ids = [v for v in wanted if isinstance(v, int)]
-            return dict(record_titles(self.session, self.registry, target, ids))
+            # Titles as the viewer reads them: a record outside their rows is "(no access)".
+            return record_titles(
+                self.session, self.registry, target, ids, self.principal, self.locale
+            )
         if isinstance(fd.kind, SelectType):
             return {v: option_label(fd, v, self.locale) for v in wanted if isinstance(v, str)}
         return {}
