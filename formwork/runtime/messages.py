@@ -79,6 +79,14 @@ _MESSAGES: dict[str, tuple[str, str]] = {
         "{name} must be an integer from 1 to {limit}",
     ),
     "unknown_parameter": ("未知的查询参数 '{name}'", "Unknown query parameter '{name}'"),
+    "too_many_terms": (
+        "参数 {name} 最多 {limit} 项（收到 {given} 项）",
+        "{name} takes at most {limit} items (got {given})",
+    ),
+    "too_long_parameter": (
+        "参数 {name} 最长 {limit} 个字符",
+        "{name} must be at most {limit} characters long",
+    ),
     "bad_aggregate": ("聚合参数错误：{detail}", "Bad aggregate: {detail}"),
     "schema": ("{detail}", "{detail}"),
 }
