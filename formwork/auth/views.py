@@ -15,6 +15,7 @@ from formwork.auth.login import LoginAttempt, sign_in
 from formwork.auth.sessions import end_session, start_session
 from formwork.auth.settings import login_limits, now
 from formwork.context import get_session
+from formwork.redirects import redirect_target
 
 
 @bp.route("/login", methods=["GET", "POST"])
@@ -37,10 +38,7 @@ def login() -> Any:
 
 
 def _next_url() -> str:
-    target = request.args.get("next", "")
-    if target.startswith("/") and not target.startswith("//") and "\\" not in target:
-        return target
-    return url_for("web.home")
+    return redirect_target(request.args.get("next"), url_for("web.home"))
 
 
 @bp.route("/logout", methods=["POST"])

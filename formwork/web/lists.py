@@ -12,6 +12,7 @@ from flask_babel import gettext as _
 from flask_login import login_required
 
 from formwork.context import get_session, registry
+from formwork.redirects import redirect_target
 from formwork.runtime.errors import BadQuery, Conflict, NotFound
 from formwork.runtime.params import check_query, record_id
 from formwork.runtime.query import MAX_PER_PAGE, list_records
@@ -179,9 +180,9 @@ def bulk_delete(pack: str, entity: str) -> Any:
     meta = entity_meta(pack, entity, "delete")
     ticked = request.form.getlist("ids")
     ids = [n for n in (record_id(v) for v in ticked) if n is not None]
-    back = request.form.get("back", "")
-    target = back if back.startswith("/") and not back.startswith("//") else None
-    target = target or url_for("web.list_view", pack=pack, entity=entity)
+    target = redirect_target(
+        request.form.get("back"), url_for("web.list_view", pack=pack, entity=entity)
+    )
     if not ids:
         flash(_("Tick the records to delete first."), "warning")
         return redirect(target)
