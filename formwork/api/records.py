@@ -105,7 +105,7 @@ def aggregate_view(pack: str, entity: str) -> Any:
 
 def _limit(params: dict[str, list[str]]) -> int:
     """Return the aggregate's `limit` (how many groups to answer; all of them by default)."""
-    raw = (params.get("limit") or [None])[0]
+    raw = next(iter(params.get("limit") or ()), None)
     limit = whole_number(raw, 1, MAX_GROUPS)
     if raw is not None and limit is None:
         detail = f"expected an integer from 1 to {MAX_GROUPS}"

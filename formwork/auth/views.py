@@ -28,9 +28,10 @@ def login() -> Any:
             form.username.data or "", form.password.data or "", client_ip(), user_agent()
         )
         user = sign_in(session, attempt, login_limits(), now())
-        session.commit()  # a failure and its lockout are kept although the sign-in fails
         if user is not None:
             start_session(user)
+        session.commit()  # a failure and its lockout are kept although the sign-in fails
+        if user is not None:
             return redirect(_next_url())
         # The same words whatever went wrong, so no one learns which usernames exist.
         flash(_("Wrong username or password."), "danger")
@@ -46,6 +47,6 @@ def logout() -> Any:
     """Sign the user out (CSRF-checked, so no other site can sign anyone out)."""
     if current_user.is_authenticated:
         record_request_event("logout")
-        get_session().commit()
-    end_session()
+    end_session()  # this session's row is revoked: its cookie is worth nothing any more
+    get_session().commit()
     return redirect(url_for("auth.login"))

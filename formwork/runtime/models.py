@@ -35,9 +35,6 @@ class User(Base):
     locale: Mapped[str | None] = mapped_column(sa.String(10), default=None)
     created_at: Mapped[dt.datetime] = mapped_column(sa.DateTime(timezone=True), default=utcnow)
     last_login_at: Mapped[dt.datetime | None] = mapped_column(sa.DateTime(timezone=True))
-    # Bumped by "sign out everywhere", a password change or deactivation: a session cookie
-    # carries the value it was issued with and is refused once they differ.
-    session_epoch: Mapped[int] = mapped_column(default=0, server_default="0")
     locked_until: Mapped[dt.datetime | None] = mapped_column(sa.DateTime(timezone=True))
     password_changed_at: Mapped[dt.datetime | None] = mapped_column(sa.DateTime(timezone=True))
 
@@ -99,6 +96,28 @@ class ApiToken(Base):
     # What the token may do: read, write, workflow, admin (see formwork/auth/scopes.py).
     # NULL on tokens made before scopes existed; they get the default scopes.
     scopes: Mapped[list[Any] | None] = mapped_column(default=None)
+
+
+class LoginSession(Base):
+    """One signed-in browser: a row per sign-in, found by the SHA-256 of the random id its
+    cookie carries. Signing out revokes exactly this row; a cookie replayed after that (or
+    past the idle or absolute limit) finds nothing valid."""
+
+    __tablename__ = "fw_sessions"
+    __table_args__ = (
+        sa.Index("ix_fw_sessions_user", "user_id", "revoked_at"),
+        sa.Index("ix_fw_sessions_created", "created_at"),
+    )
+    id: Mapped[int] = mapped_column(ID, primary_key=True, autoincrement=True)
+    token_hash: Mapped[str] = mapped_column(sa.String(64), unique=True)
+    user_id: Mapped[int] = mapped_column(sa.ForeignKey("fw_users.id", ondelete="CASCADE"))
+    created_at: Mapped[dt.datetime] = mapped_column(sa.DateTime(timezone=True))
+    last_seen_at: Mapped[dt.datetime] = mapped_column(sa.DateTime(timezone=True))
+    revoked_at: Mapped[dt.datetime | None] = mapped_column(sa.DateTime(timezone=True))
+    # logout | logout_all | password | deactivated | revoked (from the account page or CLI)
+    ended_by: Mapped[str | None] = mapped_column(sa.String(20), default=None)
+    ip: Mapped[str | None] = mapped_column(sa.String(45), default=None)
+    user_agent: Mapped[str | None] = mapped_column(sa.String(200), default=None)
 
 
 class EntityRecord(Base):

@@ -94,6 +94,7 @@ POLICIES: dict[str, dict[str, Policy]] = {
         "POST": Policy("signed_in", "/account/tokens"),
     },
     "auth.revoke_token_view": {"POST": Policy("signed_in", "/account/tokens/{MISSING}/revoke")},
+    "auth.revoke_session_view": {"POST": Policy("signed_in", "/account/sessions/{MISSING}/revoke")},
     "auth.security_events": {"GET": Policy("admin", "/admin/security-events")},
     # pages
     "web.home": {"GET": Policy("signed_in", "/")},
