@@ -123,6 +123,9 @@ POLICIES: dict[str, dict[str, Policy]] = {
         "GET": Policy("import", "/app/secure/worker/import/nope", "worker"),
         "POST": Policy("import", "/app/secure/worker/import/nope", "worker"),
     },
+    "web.import_status": {
+        "GET": Policy("import", "/app/secure/worker/import/nope/status", "worker"),
+    },
     "web.inbox_page": {"GET": Policy("signed_in", "/app/tasks")},
     "web.task_count": {"GET": Policy("signed_in", "/app/task-count")},
     "web.task_page": {
