@@ -9,9 +9,11 @@ from typing import Any
 from flask import Flask, Response, current_app, render_template, request
 from flask_babel import gettext as _
 from werkzeug.exceptions import HTTPException, RequestEntityTooLarge, RequestURITooLarge
+from werkzeug.routing import IntegerConverter
 
 from formwork.api.problems import problem
 from formwork.runtime.files import DEFAULT_ALLOWED
+from formwork.runtime.params import MAX_SQL_INT
 
 # No 'unsafe-inline' or 'unsafe-eval' anywhere: templates hold no inline script, handler or
 # style attribute (tests/security scans them), data reaches scripts through data-* attributes
@@ -53,8 +55,21 @@ LIMITS = {
 }
 
 
+class StoredInt(IntegerConverter):
+    """`<int:...>` in a route: at most what a 64-bit column holds, unless a rule says less.
+
+    Werkzeug's own converter takes any number of digits, and an id past 2**63 - 1 failed
+    in the database driver (a 500); past the bound the URL matches no route (a 404)."""
+
+    def __init__(self, map: Any, *args: Any, **kwargs: Any) -> None:  # noqa: A002
+        kwargs.setdefault("max", MAX_SQL_INT)
+        super().__init__(map, *args, **kwargs)
+
+
 def init_app(app: Flask) -> None:
-    """Install the header hook, the request limits and the 413/414 answers."""
+    """Install the bounded integer converter, the header hook, the request limits and the
+    413/414 answers (before any blueprint registers a route)."""
+    app.url_map.converters["int"] = StoredInt
     for key, value in LIMITS.items():
         app.config.setdefault(key, value)
     _upload_settings(app)

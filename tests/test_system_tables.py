@@ -44,9 +44,10 @@ def test_an_older_instance_is_upgraded_in_place(tmp_path: Path) -> None:
     create_system_tables(engine)
     with engine.begin() as conn:
         columns = {c["name"] for c in sa.inspect(conn).get_columns("fw_users")}
-        assert {"session_epoch", "locked_until", "password_changed_at"} <= columns
-        user = conn.execute(sa.text("SELECT username, session_epoch FROM fw_users")).one()
-        assert tuple(user) == ("old", 0)
+        assert {"locked_until", "password_changed_at"} <= columns
+        user = conn.execute(sa.text("SELECT username, locked_until FROM fw_users")).one()
+        assert tuple(user) == ("old", None)
+        assert "fw_sessions" in sa.inspect(conn).get_table_names()
         grants = conn.execute(sa.select(RolePermission.id, RolePermission.entity)).all()
         assert [tuple(g) for g in grants] == [(7, "site.project")]
         # The old unique (role, entity, action) is gone: two packs may grant the same.

@@ -11,7 +11,8 @@ from formwork.api.context import json_body, record_service
 from formwork.context import entity_key, get_session, registry
 from formwork.runtime.aggregate import MAX_GROUPS, aggregate, check_params
 from formwork.runtime.audit import history
-from formwork.runtime.errors import FieldError, ValidationFailed
+from formwork.runtime.errors import BadQuery, FieldError, ValidationFailed
+from formwork.runtime.params import check_aggregate, check_query, whole_number
 from formwork.runtime.query import list_records
 
 
@@ -25,8 +26,10 @@ def list_view(pack: str, entity: str) -> Any:
     key = entity_key(pack, entity)
     service = record_service()
     service.principal.require(key, "read")
+    params = _params()
+    check_query(params)
     page = list_records(
-        get_session(), registry(), registry().meta(key), _params(), principal=service.principal
+        get_session(), registry(), registry().meta(key), params, principal=service.principal
     )
     return jsonify(
         items=page.items,
@@ -76,10 +79,11 @@ def delete_view(pack: str, entity: str, record_id: int) -> Any:
     """Delete a record (with `?version=` to refuse a stale delete)."""
     key = entity_key(pack, entity)
     raw = request.args.get("version")
-    if raw is not None and not (raw.isascii() and raw.isdigit()):  # int("²") raises
+    version = whole_number(raw, 0)
+    if raw is not None and version is None:  # int("²") raises; 20 digits overflow the column
         raise ValidationFailed([FieldError("version", "type", {"expected": "integer"})])
     service = record_service()
-    service.delete(key, record_id, int(raw) if raw is not None else None)
+    service.delete(key, record_id, version)
     service.session.commit()
     return "", 204
 
@@ -90,12 +94,23 @@ def aggregate_view(pack: str, entity: str) -> Any:
     key = entity_key(pack, entity)
     principal = record_service().principal
     principal.require(key, "read")
-    check_params(_params())
-    rows = aggregate(
-        get_session(), registry(), registry().meta(key), _params(), principal=principal
-    )
+    params = _params()
+    check_params(params)
+    check_aggregate(params)
+    limit = _limit(params)
+    rows = aggregate(get_session(), registry(), registry().meta(key), params, principal=principal)
     # The SQL stops at MAX_GROUPS groups; say so rather than dropping groups silently.
-    return jsonify(items=rows, truncated=len(rows) >= MAX_GROUPS)
+    return jsonify(items=rows[:limit], truncated=len(rows) > limit or len(rows) >= MAX_GROUPS)
+
+
+def _limit(params: dict[str, list[str]]) -> int:
+    """Return the aggregate's `limit` (how many groups to answer; all of them by default)."""
+    raw = next(iter(params.get("limit") or ()), None)
+    limit = whole_number(raw, 1, MAX_GROUPS)
+    if raw is not None and limit is None:
+        detail = f"expected an integer from 1 to {MAX_GROUPS}"
+        raise BadQuery([FieldError("limit", "invalid", {"detail": detail})])
+    return limit or MAX_GROUPS
 
 
 @bp.get("/<pack>/<entity>/<int(max=9223372036854775807):record_id>/history")
@@ -110,6 +125,7 @@ def history_view(pack: str, entity: str, record_id: int) -> Any:
 
 def _if_match() -> int | None:
     tag = (request.headers.get("If-Match") or "").strip().strip('"').removeprefix('W/"')
-    if not tag.isdigit():
+    version = whole_number(tag, 0)
+    if version is None:
         raise ValidationFailed([FieldError("If-Match", "type", {"expected": "integer"})])
-    return int(tag)
+    return version

@@ -12,7 +12,7 @@ from sqlalchemy.orm import Session
 
 from formwork.auth.events import client_ip, user_agent
 from formwork.auth.scopes import required_scope
-from formwork.auth.sessions import LoginUser, session_epoch, session_is_fresh, session_matches
+from formwork.auth.sessions import LoginUser, current_login, current_login_user, load_session
 from formwork.auth.settings import harden, now
 from formwork.auth.users import (
     TokenCheck,
@@ -50,13 +50,14 @@ def init_app(app: Flask) -> None:
     manager = LoginManager(app)
     manager.login_view = "auth.login"
     manager.user_loader(_load_user)
+    app.before_request(load_session)
     app.register_blueprint(bp)
 
 
 def _load_user(user_id: str) -> LoginUser | None:
-    user = get_session().get(User, int(user_id)) if user_id.isdigit() else None
-    if user is None or not user.is_active or not session_matches(user):
-        flask_session.clear()  # signed out everywhere, expired or idle: start afresh
+    user = current_login_user()
+    if user is None or str(user.id) != user_id:
+        flask_session.clear()  # signed out (here or everywhere), expired or idle: start afresh
         return None
     return LoginUser(user)
 
@@ -165,10 +166,10 @@ def _commit_token_event(kind: str, checked: TokenCheck, **detail: object) -> Non
 
 
 def _session_principal() -> Principal | None:
-    user_id = flask_session.get("_user_id")
-    if user_id is None or not session_is_fresh():
+    row = current_login()  # checked on every request: a revoked session signs nobody in
+    if row is None:
         return None
-    key = ("user", str(user_id), session_epoch(), _accept_locale())
+    key = ("user", str(row.user_id), _accept_locale())
     cached = principal_cache().get(key)
     if cached is not None:
         return cached.principal

@@ -12,7 +12,9 @@ from formwork.auth import bp, current_principal, principal_cache
 from formwork.auth.errors import PasswordRejected, UserError
 from formwork.auth.events import record_request_event
 from formwork.auth.forms import ActionForm, ChangePasswordForm, LogoutAllForm, TokenForm
-from formwork.auth.sessions import keep_session, start_session
+from formwork.auth.session_store import live_sessions, revoke_session
+from formwork.auth.sessions import current_login, end_session, session_limits, start_session
+from formwork.auth.settings import now
 from formwork.auth.users import (
     change_password,
     create_token,
@@ -55,13 +57,23 @@ def _account_page(status: int = 200, **forms: Any) -> Any:
     forms.setdefault("logout_form", LogoutAllForm())
     principal = current_principal()
     is_admin = principal is not None and principal.is_admin
-    return render_template("auth/account.html", user=_me(), is_admin=is_admin, **forms), status
+    current = current_login()
+    return render_template(
+        "auth/account.html",
+        user=_me(),
+        is_admin=is_admin,
+        sessions=live_sessions(get_session(), _me().id, now(), session_limits()),
+        current_session=current.id if current is not None else None,
+        action_form=ActionForm(),
+        **forms,
+    ), status
 
 
 @bp.get("/account")
 @login_required
 def account() -> Any:
-    """Show the account page: change password, sign out everywhere, link to API tokens."""
+    """Show the account page: change password, the signed-in browsers, sign out
+    everywhere, a link to API tokens."""
     return _account_page()
 
 
@@ -80,9 +92,9 @@ def change_password_view() -> Any:
         flash(password_message(exc), "danger")
         return _account_page(400, password_form=form)
     record_request_event("password.changed")
+    start_session(user)  # every session was revoked with the old password; this is a new one
     session.commit()
     principal_cache().clear()
-    start_session(user)  # a new session at the new epoch; every other one is refused
     flash(_("Your password was changed. Your other sessions were signed out."), "success")
     return redirect(url_for("auth.account"))
 
@@ -95,11 +107,12 @@ def logout_all() -> Any:
     if not form.validate_on_submit():
         return _account_page(400, logout_form=form)
     user, session = _me(), get_session()
-    revoked = logout_everywhere(session, user, bool(form.revoke_tokens.data))
+    current = current_login()
+    keep = current.id if current is not None else None
+    revoked = logout_everywhere(session, user, bool(form.revoke_tokens.data), keep=keep)
     record_request_event("logout.all", tokens_revoked=revoked)
     session.commit()
     principal_cache().clear()
-    keep_session(user)
     flash(_("Your other sessions were signed out."), "success")
     return redirect(url_for("auth.account"))
 
@@ -154,3 +167,25 @@ def revoke_token_view(token_id: int) -> Any:
     principal_cache().clear()
     flash(_("The token was revoked."), "success")
     return redirect(url_for("auth.tokens"))
+
+
+@bp.post("/account/sessions/<int:session_id>/revoke")
+@login_required
+def revoke_session_view(session_id: int) -> Any:
+    """Sign one of one's own browsers out (this one included)."""
+    if not ActionForm().validate_on_submit():
+        return redirect(url_for("auth.account"))
+    db, current = get_session(), current_login()
+    if current is not None and current.id == session_id:
+        record_request_event("logout")
+        end_session()
+        db.commit()
+        return redirect(url_for("auth.login"))
+    if not revoke_session(db, session_id, now(), "revoked", user_id=_me().id):
+        db.rollback()
+        message = _("This page or record does not exist.")
+        return render_template("web/error.html", status=404, message=message), 404
+    record_request_event("session.revoked", session_id=session_id)
+    db.commit()
+    flash(_("That browser was signed out."), "success")
+    return redirect(url_for("auth.account"))

@@ -18,6 +18,7 @@ from werkzeug.security import check_password_hash, generate_password_hash
 from formwork.auth.errors import PasswordRejected, UserError
 from formwork.auth.passwords import MIN_PASSWORD, check_password_policy
 from formwork.auth.scopes import DEFAULT_SCOPES, normalise_scopes
+from formwork.auth.session_store import revoke_user_sessions
 from formwork.runtime.clock import session_clock
 from formwork.runtime.models import ApiToken, Role, RolePermission, User, UserRole
 from formwork.runtime.security import ACTIONS, ADMIN_ROLE
@@ -289,7 +290,7 @@ def set_password(session: Session, user: User, password: str) -> None:
     check_password_policy(password, user.username)
     user.password_hash = hash_password(password)
     user.password_changed_at = session_clock(session).now()
-    user.session_epoch = (user.session_epoch or 0) + 1
+    revoke_user_sessions(session, user.id, user.password_changed_at, "password")
     session.flush()
 
 
@@ -306,21 +307,27 @@ def set_active(session: Session, user: User, active: bool) -> None:
     """Activate or deactivate a user; deactivating ends their sessions (tokens stop working)."""
     user.is_active = active
     if not active:
-        user.session_epoch = (user.session_epoch or 0) + 1
+        revoke_user_sessions(session, user.id, session_clock(session).now(), "deactivated")
     session.flush()
 
 
 def logout_everywhere(
-    session: Session, user: User, revoke_tokens: bool = False, now: dt.datetime | None = None
+    session: Session,
+    user: User,
+    revoke_tokens: bool = False,
+    now: dt.datetime | None = None,
+    keep: int | None = None,
 ) -> int:
-    """End every session of a user (and revoke their tokens when asked); return tokens revoked."""
-    user.session_epoch = (user.session_epoch or 0) + 1
+    """End every session of a user but `keep` (and revoke their tokens when asked); return
+    the number of tokens revoked."""
+    now = now or session_clock(session).now()
+    revoke_user_sessions(session, user.id, now, "logout_all", keep)
     revoked = 0
     if revoke_tokens:
         result = session.execute(
             sa.update(ApiToken)
             .where(ApiToken.user_id == user.id, ApiToken.revoked_at.is_(None))
-            .values(revoked_at=now or session_clock(session).now())
+            .values(revoked_at=now)
             .execution_options(synchronize_session="fetch")
         )
         revoked = int(getattr(result, "rowcount", 0) or 0)

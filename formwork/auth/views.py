@@ -15,6 +15,7 @@ from formwork.auth.login import LoginAttempt, sign_in
 from formwork.auth.sessions import end_session, start_session
 from formwork.auth.settings import login_limits, now
 from formwork.context import get_session
+from formwork.redirects import redirect_target
 
 
 @bp.route("/login", methods=["GET", "POST"])
@@ -27,9 +28,10 @@ def login() -> Any:
             form.username.data or "", form.password.data or "", client_ip(), user_agent()
         )
         user = sign_in(session, attempt, login_limits(), now())
-        session.commit()  # a failure and its lockout are kept although the sign-in fails
         if user is not None:
             start_session(user)
+        session.commit()  # a failure and its lockout are kept although the sign-in fails
+        if user is not None:
             return redirect(_next_url())
         # The same words whatever went wrong, so no one learns which usernames exist.
         flash(_("Wrong username or password."), "danger")
@@ -37,10 +39,7 @@ def login() -> Any:
 
 
 def _next_url() -> str:
-    target = request.args.get("next", "")
-    if target.startswith("/") and not target.startswith("//") and "\\" not in target:
-        return target
-    return url_for("web.home")
+    return redirect_target(request.args.get("next"), url_for("web.home"))
 
 
 @bp.route("/logout", methods=["POST"])
@@ -48,6 +47,6 @@ def logout() -> Any:
     """Sign the user out (CSRF-checked, so no other site can sign anyone out)."""
     if current_user.is_authenticated:
         record_request_event("logout")
-        get_session().commit()
-    end_session()
+    end_session()  # this session's row is revoked: its cookie is worth nothing any more
+    get_session().commit()
     return redirect(url_for("auth.login"))

@@ -31,7 +31,13 @@ from typing import Any, NamedTuple
 from simpleeval import EvalWithCompoundTypes, InvalidExpression
 
 from formwork.runtime import expression_functions as arithmetic
-from formwork.runtime.expression_functions import FUNCTIONS, MAX_LENGTH, kind_of, library
+from formwork.runtime.expression_functions import (
+    FUNCTIONS,
+    MAX_INT_DIGITS,
+    MAX_LENGTH,
+    kind_of,
+    library,
+)
 
 __all__ = ["FUNCTIONS", "ExpressionError", "check", "check_script", "evaluate", "run_script"]
 
@@ -40,7 +46,6 @@ MAX_NODES = 500
 MAX_DEPTH = 100
 MAX_ITERATIONS = 100_000
 MAX_WORK = 10_000_000
-MAX_INT_DIGITS = 1_000
 MAX_SCRIPT_LINES = 1_000
 MAX_DATA_DEPTH = 32
 _MAX_INT = 10**MAX_INT_DIGITS

@@ -19,6 +19,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from formwork.runtime.clock import CLOCK_KEY, Clock, clock_from_setting
 from formwork.runtime.database import for_writing, make_engine
 from formwork.runtime.events import EventBus
+from formwork.runtime.imports.jobs import register_import_jobs
 from formwork.runtime.principals import PrincipalCache
 from formwork.runtime.records import RecordService
 from formwork.runtime.registry import Registry, RegistryCache
@@ -64,7 +65,8 @@ class Kernel:
 
 
 def build_kernel(settings: Mapping[str, Any]) -> Kernel:
-    """Build the kernel from settings (`DATABASE_URL`, `CLOCK`, `DISPLAY_TIMEZONE`, TTLs)."""
+    """Build the kernel from settings (`DATABASE_URL`, `CLOCK`, `DISPLAY_TIMEZONE`, TTLs,
+    `INSTANCE_PATH` for the progress notes of background imports on SQLite)."""
     engine = make_engine(settings["DATABASE_URL"])
     zone = str(settings.get("DISPLAY_TIMEZONE") or "Asia/Shanghai")
     clock = settings.get("CLOCK")
@@ -73,7 +75,7 @@ def build_kernel(settings: Mapping[str, Any]) -> Kernel:
     events = EventBus()
     workflow = WorkflowRuntime()
     workflow.guard.subscribe(events)
-    return Kernel(
+    kernel = Kernel(
         engine=engine,
         sessions=sessionmaker(engine, expire_on_commit=False, info={CLOCK_KEY: clock}),
         write_sessions=sessionmaker(
@@ -85,3 +87,5 @@ def build_kernel(settings: Mapping[str, Any]) -> Kernel:
         clock=clock,
         principals=PrincipalCache(float(settings.get("PRINCIPAL_TTL", 5.0))),
     )
+    register_import_jobs(kernel, settings.get("INSTANCE_PATH") or "instance")
+    return kernel

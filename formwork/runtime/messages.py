@@ -88,6 +88,14 @@ _MESSAGES: dict[str, tuple[str, str]] = {
         "{name} must be an integer from 1 to {limit}",
     ),
     "unknown_parameter": ("未知的查询参数 '{name}'", "Unknown query parameter '{name}'"),
+    "too_many_terms": (
+        "参数 {name} 最多 {limit} 项（收到 {given} 项）",
+        "{name} takes at most {limit} items (got {given})",
+    ),
+    "too_long_parameter": (
+        "参数 {name} 最长 {limit} 个字符",
+        "{name} must be at most {limit} characters long",
+    ),
     "bad_aggregate": ("聚合参数错误：{detail}", "Bad aggregate: {detail}"),
     "schema": ("{detail}", "{detail}"),
     # -- document lifecycle and approvals
@@ -134,6 +142,75 @@ _MESSAGES: dict[str, tuple[str, str]] = {
     "set_by_process": (
         "此字段由审批流程填写，不能手工修改",
         "This field is set by the approval process",
+    ),
+    # -- spreadsheets for import (formwork/runtime/imports/sheets.py) --------------------------
+    "sheet_kind": (
+        "只能导入 .xlsx 和 .csv 文件（收到的是 {name}）。",
+        "Only .xlsx and .csv files can be imported (got {name}).",
+    ),
+    "sheet_not_xlsx": (
+        "{name} 不是有效的 Excel .xlsx 文件。",
+        "{name} is not a real Excel .xlsx file.",
+    ),
+    "sheet_not_csv": ("{name} 不是文本 CSV 文件。", "{name} is not a text CSV file."),
+    "sheet_too_large": ("文件超过 {n} MB。", "The file is larger than {n} MB."),
+    "sheet_unreadable": (
+        "无法读取 Excel 文件：{detail}",
+        "The Excel file cannot be read: {detail}",
+    ),
+    "sheet_no_sheet": ("Excel 文件中没有工作表。", "The Excel file holds no worksheet."),
+    "sheet_parts": (
+        "该 Excel 文件包含的部件超过 {n} 个。",
+        "The Excel file holds more than {n} parts.",
+    ),
+    "sheet_unpacked": (
+        "该 Excel 文件解压后超过 {n} MB（仅部件 {part} 就有 {size} MB）。",
+        "The Excel file unpacks to more than {n} MB (part {part} alone is {size} MB).",
+    ),
+    "sheet_doctype": (
+        "该 Excel 文件被拒绝：其部件 {part} 声明了 DOCTYPE 或实体。",
+        "The Excel file is refused: its part {part} declares a DOCTYPE or entities.",
+    ),
+    "sheet_formula": (
+        "单元格 {cell} 含有公式。公式不会被导入：请复制工作表并“只粘贴数值”。",
+        "Cell {cell} holds a formula. Formulas are not imported: "
+        "copy the sheet and paste values only.",
+    ),
+    "sheet_too_wide": (
+        "工作表有 {n} 列（{range}）；最多导入 {max} 列。",
+        "The sheet is {n} columns wide ({range}); at most {max} are imported.",
+    ),
+    "sheet_too_long": (
+        "文件超过 {n} 行；请拆分成较小的文件。",
+        "The file has more than {n} rows; split it into smaller files.",
+    ),
+    "sheet_reaches": (
+        "工作表延伸到第 {row} 行（单元格 {cell}）；最多导入 {n} 行。",
+        "The sheet reaches row {row} (cell {cell}); at most {n} rows are imported.",
+    ),
+    "sheet_too_many_cells": (
+        "工作表至少有 {cells} 个单元格（{rows} 行 × {columns} 列，至 {cell}）；最多导入 {max} 个。"
+        "请拆分成较小的文件。",
+        "The sheet holds at least {cells} cells ({rows} rows × {columns} columns, up to {cell}); "
+        "at most {max} are imported. Split it into smaller files.",
+    ),
+    "sheet_too_complex": (
+        "工作表 {part} 包含超过 {n} 个 XML 元素。",
+        "The sheet {part} holds more than {n} XML elements.",
+    ),
+    "sheet_row_too_wide": ("第 {row} 行超过 {n} 列。", "Row {row} has more than {n} columns."),
+    "sheet_no_header": ("第一行必须是列名。", "The first row must hold the column names."),
+    "sheet_csv_encoding": (
+        "CSV 文件不是 UTF-8 或 GB18030 编码的文本。",
+        "The CSV file is not UTF-8 or GB18030 text.",
+    ),
+    "sheet_csv_nul": (
+        "CSV 文件第 {line} 行含有 NUL 字节：它不是文本文件。",
+        "The CSV file holds a NUL byte at line {line}: it is not text.",
+    ),
+    "sheet_csv_line": (
+        "无法读取 CSV 文件第 {line} 行：{detail}",
+        "The CSV file cannot be read at line {line}: {detail}",
     ),
 }
 

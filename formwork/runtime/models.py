@@ -35,9 +35,6 @@ class User(Base):
     locale: Mapped[str | None] = mapped_column(sa.String(10), default=None)
     created_at: Mapped[dt.datetime] = mapped_column(sa.DateTime(timezone=True), default=utcnow)
     last_login_at: Mapped[dt.datetime | None] = mapped_column(sa.DateTime(timezone=True))
-    # Bumped by "sign out everywhere", a password change or deactivation: a session cookie
-    # carries the value it was issued with and is refused once they differ.
-    session_epoch: Mapped[int] = mapped_column(default=0, server_default="0")
     locked_until: Mapped[dt.datetime | None] = mapped_column(sa.DateTime(timezone=True))
     password_changed_at: Mapped[dt.datetime | None] = mapped_column(sa.DateTime(timezone=True))
 
@@ -99,6 +96,63 @@ class ApiToken(Base):
     # What the token may do: read, write, workflow, admin (see formwork/auth/scopes.py).
     # NULL on tokens made before scopes existed; they get the default scopes.
     scopes: Mapped[list[Any] | None] = mapped_column(default=None)
+
+
+class LoginSession(Base):
+    """One signed-in browser: a row per sign-in, found by the SHA-256 of the random id its
+    cookie carries. Signing out revokes exactly this row; a cookie replayed after that (or
+    past the idle or absolute limit) finds nothing valid."""
+
+    __tablename__ = "fw_sessions"
+    __table_args__ = (
+        sa.Index("ix_fw_sessions_user", "user_id", "revoked_at"),
+        sa.Index("ix_fw_sessions_created", "created_at"),
+    )
+    id: Mapped[int] = mapped_column(ID, primary_key=True, autoincrement=True)
+    token_hash: Mapped[str] = mapped_column(sa.String(64), unique=True)
+    user_id: Mapped[int] = mapped_column(sa.ForeignKey("fw_users.id", ondelete="CASCADE"))
+    created_at: Mapped[dt.datetime] = mapped_column(sa.DateTime(timezone=True))
+    last_seen_at: Mapped[dt.datetime] = mapped_column(sa.DateTime(timezone=True))
+    revoked_at: Mapped[dt.datetime | None] = mapped_column(sa.DateTime(timezone=True))
+    # logout | logout_all | password | deactivated | revoked (from the account page or CLI)
+    ended_by: Mapped[str | None] = mapped_column(sa.String(20), default=None)
+    ip: Mapped[str | None] = mapped_column(sa.String(45), default=None)
+    user_agent: Mapped[str | None] = mapped_column(sa.String(200), default=None)
+
+
+class ImportRecord(Base):
+    """An uploaded spreadsheet being imported: the file, what the upload found, the
+    mapping chosen, and the outcome of the last run (a dry run or the import itself)."""
+
+    __tablename__ = "fw_imports"
+    __table_args__ = (sa.Index("ix_fw_imports_user", "user_id", "created_at"),)
+    id: Mapped[int] = mapped_column(ID, primary_key=True, autoincrement=True)
+    token: Mapped[str] = mapped_column(sa.String(32), unique=True)  # the id in URLs
+    user_id: Mapped[int] = mapped_column(sa.ForeignKey("fw_users.id", ondelete="CASCADE"))
+    # The browser session that uploaded it: nobody else follows its links.
+    login_session_id: Mapped[int | None] = mapped_column(ID, default=None)
+    entity: Mapped[str] = mapped_column(sa.String(100))
+    filename: Mapped[str] = mapped_column(sa.String(255))
+    kind: Mapped[str] = mapped_column(sa.String(8))
+    content: Mapped[bytes] = mapped_column(sa.LargeBinary())
+    header: Mapped[list[Any]] = mapped_column(default=list)
+    sample: Mapped[list[Any]] = mapped_column(default=list)
+    rows: Mapped[int] = mapped_column(sa.Integer(), default=0)
+    # uploaded | queued | done | failed (a running import shows through its progress)
+    status: Mapped[str] = mapped_column(sa.String(20), default="uploaded")
+    action: Mapped[str] = mapped_column(sa.String(10), default="preview")  # or "commit"
+    mapping: Mapped[dict[str, Any] | None] = mapped_column(sa.JSON, default=None)
+    limits: Mapped[dict[str, Any] | None] = mapped_column(sa.JSON, default=None)
+    locale: Mapped[str] = mapped_column(sa.String(10), default="zh-CN")
+    progress_done: Mapped[int] = mapped_column(sa.Integer(), default=0)
+    progress_total: Mapped[int] = mapped_column(sa.Integer(), default=0)
+    saved: Mapped[int] = mapped_column(sa.Integer(), default=0)
+    bad: Mapped[int] = mapped_column(sa.Integer(), default=0)
+    problems: Mapped[list[Any] | None] = mapped_column(sa.JSON, default=None)
+    error: Mapped[str | None] = mapped_column(sa.Text(), default=None)
+    job_id: Mapped[int | None] = mapped_column(ID, default=None)
+    created_at: Mapped[dt.datetime] = mapped_column(sa.DateTime(timezone=True))
+    finished_at: Mapped[dt.datetime | None] = mapped_column(sa.DateTime(timezone=True))
 
 
 class EntityRecord(Base):

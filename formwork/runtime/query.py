@@ -12,6 +12,7 @@ from sqlalchemy.orm import Session
 
 from formwork.runtime.definitions import FieldDef
 from formwork.runtime.errors import BadQuery, FieldError
+from formwork.runtime.params import whole_number
 from formwork.runtime.registry import EntityMeta, Registry
 from formwork.runtime.security import Principal, redact, row_condition
 from formwork.runtime.writing import dump_record, from_row
@@ -226,7 +227,7 @@ def _build(field_def: FieldDef | None, column: Any, op: str, text: str) -> Any:
 
 def _parse_one(field_def: FieldDef | None, text: str, column: Any = None) -> Any:
     if field_def is None:
-        value = int(text) if text.lstrip("-").isdigit() else text
+        value = _system_value(column, text)
     else:
         value = field_def.kind.parse_filter(field_def, text)
     # A number no column can hold fails in the driver (a 500): refuse it as a bad query.
@@ -238,6 +239,17 @@ def _parse_one(field_def: FieldDef | None, text: str, column: Any = None) -> Any
         not value.is_finite() or value.adjusted() >= 18 - _scale(field_def)
     ):  # SQLite keeps value * 10**scale in a 64-bit integer; 18 digits fit
         raise ValueError(f"'{text[:40]}' is out of range")
+    return value
+
+
+def _system_value(column: Any, text: str) -> Any:
+    """Return the value of a filter on a system column: a whole number for the integer
+    ones (id, version, created_by, updated_by), the text itself for the moments."""
+    if column is None or isinstance(column.type, sa.DateTime):
+        return text
+    value = whole_number(text)
+    if value is None:
+        raise ValueError(f"'{text[:40]}' is not a whole number")
     return value
 
 
@@ -262,12 +274,10 @@ def _escape_like(text: str) -> str:
 def _page_numbers(params: Mapping[str, Sequence[str]], errors: list[FieldError]) -> tuple[int, int]:
     numbers = []
     for name, default, limit in (("page", 1, 10**9), ("per_page", 50, MAX_PER_PAGE)):
-        raw = (params.get(name) or [str(default)])[0]
-        if not raw.isdigit() or not 1 <= int(raw) <= limit:
+        number = whole_number((params.get(name) or [str(default)])[0], 1, limit)
+        if number is None:  # '²'.isdigit() is true, yet int('²') raises: ASCII digits only
             errors.append(FieldError(name, "bad_page", {"name": name, "limit": limit}))
-            numbers.append(default)
-        else:
-            numbers.append(int(raw))
+        numbers.append(default if number is None else number)
     return numbers[0], numbers[1]
 
 

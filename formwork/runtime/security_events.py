@@ -24,6 +24,7 @@ KINDS = (
     "login.locked",
     "logout",
     "logout.all",
+    "session.revoked",
     "password.changed",
     "token.created",
     "token.revoked",

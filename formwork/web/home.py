@@ -10,6 +10,7 @@ from flask_login import current_user, login_required
 
 from formwork.auth import principal_cache
 from formwork.context import get_session, registry
+from formwork.redirects import redirect_target
 from formwork.runtime.errors import NotFound
 from formwork.runtime.models import AuditEntry
 from formwork.runtime.titles import readable_titles
@@ -92,6 +93,4 @@ def set_locale() -> Any:
             user.locale = chosen
             db.commit()
             principal_cache().clear()  # the principal carries the locale
-    target = request.form.get("next", "")
-    safe = target.startswith("/") and not target.startswith("//")
-    return redirect(target if safe else url_for("web.home"))
+    return redirect(redirect_target(request.form.get("next"), url_for("web.home")))

@@ -1,141 +1,136 @@
-"""Import an Excel or CSV file into an entity: upload, map columns to fields, preview every
-bad row with its reason (a dry run through the same saves), then commit all rows or none."""
+"""Import an Excel or CSV file into an entity: upload (every check at once), map columns to
+fields, then a dry run listing every bad row or the import itself, all rows or none.
+
+The work is the kernel's (formwork/runtime/imports/); these pages are thin. A file of up to
+IMPORT_SYNC_ROWS rows runs in the request; a larger one is queued for `formwork worker`, and
+its page shows the progress, then the result.
+"""
 
 from __future__ import annotations
 
 import re
-import secrets
 from collections.abc import Mapping
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import sqlalchemy as sa
-from flask import current_app, flash, redirect, render_template, request, session, url_for
+from flask import current_app, flash, redirect, render_template, request, url_for
 from flask_babel import gettext as _
 from flask_login import login_required
 
 from formwork.auth.events import record_request_event
-from formwork.context import get_session, registry
+from formwork.auth.sessions import current_login
+from formwork.context import clock, get_session, kernel
 from formwork.runtime.definitions import FieldDef
-from formwork.runtime.errors import FieldError, NotFound, ValidationFailed
-from formwork.runtime.fields.relation import ReferenceType, UserType
-from formwork.runtime.models import User
+from formwork.runtime.errors import NotFound
+from formwork.runtime.imports.jobs import (
+    ProgressBoard,
+    Upload,
+    find_upload,
+    queue_run,
+    store_result,
+    store_upload,
+)
+from formwork.runtime.imports.limits import SheetLimits, SheetRefused
+from formwork.runtime.imports.lines import mapped_children, names_of
+from formwork.runtime.imports.run import ImportPlan, ImportResult, importable_fields, run_import
+from formwork.runtime.imports.sheets import inspect_sheet, kind_of, read_sheet
+from formwork.runtime.models import ImportRecord
 from formwork.runtime.registry import EntityMeta
-from formwork.runtime.titles import find_by_title
 from formwork.web import bp
 from formwork.web.context import begin_transaction, entity_meta, principal, service
 from formwork.web.i18n import current_locale
-from formwork.web.import_lines import (
-    group_rows,
-    line_fields,
-    line_label,
-    mapped_children,
-    names_of,
-)
-from formwork.web.spreadsheets import Sheet, SheetRefused, kind_of, read_sheet
-from formwork.web.widgets import Lookups, widget
 
 TOKEN_RE = re.compile(r"^[0-9a-f]{32}$")
-SHOWN_PROBLEMS = 500
-
-
-@dataclass
-class ImportResult:
-    """What a run found: rows that would be saved and every bad row with its reasons."""
-
-    total: int = 0
-    saved: int = 0
-    problems: list[tuple[int, list[str]]] = field(default_factory=list)
-
-
-def _folder() -> Path:
-    folder = Path(current_app.config["INSTANCE_PATH"]) / "imports"
-    folder.mkdir(parents=True, exist_ok=True)
-    return folder
+SYNC_ROWS = 500  # larger files run in the background
 
 
 def importable(meta: EntityMeta) -> list[FieldDef]:
-    """Return the fields a column can be mapped to (writable by the signed-in user); the
-    fields of line items come as `lines.field` (one sheet row per line item)."""
-    locked = principal().read_only_fields(meta.entity.key, "create")
-    own = [
-        f
-        for f in meta.entity.fields
-        if not f.read_only and widget(f).importable and f.name not in locked
-    ]
-    return own + line_fields(meta, locked)
+    """Return the fields a column can be mapped to by the signed-in user."""
+    return importable_fields(meta, principal())
+
+
+def sheet_limits() -> SheetLimits:
+    """Return the import limits of the app (IMPORT_MAX_* settings)."""
+    config, base = current_app.config, SheetLimits()
+    return SheetLimits(
+        size=int(config.get("IMPORT_MAX_SIZE", base.size)),
+        rows=int(config.get("IMPORT_MAX_ROWS", base.rows)),
+        columns=int(config.get("IMPORT_MAX_COLUMNS", base.columns)),
+        cells=int(config.get("IMPORT_MAX_CELLS", base.cells)),
+    )
+
+
+def _board() -> ProgressBoard:
+    folder = current_app.config["INSTANCE_PATH"]
+    return ProgressBoard(kernel().engine, Path(folder) / "imports")
+
+
+def _import_meta(pack: str, entity: str) -> EntityMeta:
+    meta = entity_meta(pack, entity, "import")
+    principal().require(meta.entity.key, "create")
+    return meta
 
 
 @bp.route("/app/<pack>/<entity>/import", methods=["GET", "POST"])
 @login_required
 def import_upload(pack: str, entity: str) -> Any:
-    """Show the upload form, or store the uploaded file and go to column mapping."""
-    meta = entity_meta(pack, entity, "import")
-    principal().require(meta.entity.key, "create")
+    """Show the upload form, or check and keep the uploaded file and go to column mapping."""
+    meta = _import_meta(pack, entity)
     if request.method == "GET":
         return _upload_page(meta)
     upload = request.files.get("file")
     if upload is None or not upload.filename:
         return _upload_page(meta, _("Choose a file first."), 400)
-    limit = int(current_app.config.get("IMPORT_MAX_SIZE", 5 * 1024 * 1024))
-    data = upload.stream.read(limit + 1)
+    limits = sheet_limits()
+    data = upload.stream.read(limits.size + 1)
     try:
-        if len(data) > limit:
-            raise SheetRefused(_("The file is larger than %(n)s MB.", n=limit // (1024 * 1024)))
+        if len(data) > limits.size:
+            raise SheetRefused("sheet_too_large", n=limits.size // (1024 * 1024))
         kind = kind_of(upload.filename, data[:8])
-        token = secrets.token_hex(16)
-        path = _folder() / f"{token}{kind}"
-        path.write_bytes(data)
-        sheet = _read(path)
+        sheet = inspect_sheet(data, kind, limits)
     except SheetRefused as exc:
-        _forget(locals().get("path"))
-        return _upload_page(meta, str(exc), 400)
+        return _upload_page(meta, exc.message(current_locale()), 400)
     if not any(_auto_map(meta, sheet.header).values()):
-        path.unlink(missing_ok=True)
         expected = ", ".join(f.label(current_locale()) for f in importable(meta))
         message = _(
             "None of the columns match a field. Expected columns such as: %(names)s", names=expected
         )
         return _upload_page(meta, message, 400)
-    session.setdefault("imports", [])
-    session["imports"] = [*session["imports"][-9:], token]
-    return redirect(url_for("web.import_map", pack=pack, entity=entity, token=token))
+    row = store_upload(get_session(), _upload_of(meta, upload.filename, kind, data), sheet, _now())
+    get_session().commit()
+    return redirect(url_for("web.import_map", pack=pack, entity=entity, token=row.token))
 
 
-def _forget(path: Any) -> None:
-    if isinstance(path, Path):
-        path.unlink(missing_ok=True)
+def _upload_of(meta: EntityMeta, filename: str, kind: str, data: bytes) -> Upload:
+    login = current_login()
+    user_id = principal().user_id
+    assert user_id is not None  # pages are for signed-in people
+    return Upload(user_id, login.id if login else None, meta.entity.key, filename, kind, data)
 
 
 def _upload_page(meta: EntityMeta, error: str | None = None, status: int = 200) -> Any:
-    fields = importable(meta)
     return render_template(
         "web/import_upload.html",
         entity=meta.entity,
         label=meta.entity.label(current_locale()),
-        fields=fields,
+        fields=importable(meta),
         error=error,
-        max_rows=_max_rows(),
+        max_rows=sheet_limits().rows,
     ), status
 
 
-def _max_rows() -> int:
-    return int(current_app.config.get("IMPORT_MAX_ROWS", 10_000))
+def _now() -> Any:
+    return clock().now()
 
 
-def _read(path: Path) -> Sheet:
-    return read_sheet(path, path.suffix, _max_rows())
-
-
-def _token_path(token: str) -> Path:
-    if not TOKEN_RE.match(token) or token not in session.get("imports", []):
+def _upload_row(meta: EntityMeta, token: str) -> ImportRecord:
+    login, user_id = current_login(), principal().user_id
+    found = None
+    if TOKEN_RE.match(token) and user_id is not None:
+        found = find_upload(get_session(), token, user_id, login.id if login else None)
+    if found is None or found.entity != meta.entity.key:
         raise NotFound("no such import")
-    for kind in (".xlsx", ".csv"):
-        path = _folder() / f"{token}{kind}"
-        if path.exists():
-            return path
-    raise NotFound("the uploaded file is gone; upload it again")
+    return found
 
 
 def _auto_map(meta: EntityMeta, header: list[str]) -> dict[int, str]:
@@ -145,7 +140,7 @@ def _auto_map(meta: EntityMeta, header: list[str]) -> dict[int, str]:
             names.setdefault(text.strip().lower(), fd.name)
     mapping, used = {}, set()
     for index, title in enumerate(header):
-        found = names.get(title.strip().lower(), "")
+        found = names.get(str(title).strip().lower(), "")
         if found and found not in used:
             mapping[index] = found
             used.add(found)
@@ -175,159 +170,106 @@ def _mapping_problems(meta: EntityMeta, mapping: Mapping[int, str]) -> list[str]
         if "." in fd.name and not lines:
             continue  # no line item columns: the records are imported without lines
         if fd.required and fd.default is None and fd.name not in chosen:
-            problems.append(
-                _(
-                    "No column is mapped to the required field %(field)s.",
-                    field=fd.label(current_locale()),
-                )
-            )
+            label = fd.label(current_locale())
+            problems.append(_("No column is mapped to the required field %(field)s.", field=label))
     return problems
 
 
 @bp.route("/app/<pack>/<entity>/import/<token>", methods=["GET", "POST"])
 @login_required
 def import_map(pack: str, entity: str, token: str) -> Any:
-    """Map columns to fields; preview (dry run) or commit every row, all or nothing."""
-    meta = entity_meta(pack, entity, "import")
-    principal().require(meta.entity.key, "create")
-    path = _token_path(token)
-    try:
-        sheet = _read(path)
-    except SheetRefused as exc:
-        flash(str(exc), "danger")
-        return redirect(url_for("web.import_upload", pack=pack, entity=entity))
+    """Map columns to fields; run a dry run or the import (in the background when large)."""
+    meta = _import_meta(pack, entity)
+    row = _upload_row(meta, token)
+    if row.status == "queued":  # running in the background: its page shows how far it got
+        return redirect(url_for("web.import_status", pack=pack, entity=entity, token=token))
+    if row.status == "done" and row.action == "commit" and not row.bad:
+        raise NotFound("this file was imported; upload it again to import it again")
     posted = request.method == "POST"
-    mapping = _posted_map(meta, sheet.header) if posted else _auto_map(meta, sheet.header)
+    mapping = _posted_map(meta, row.header) if posted else _auto_map(meta, row.header)
     problems = _mapping_problems(meta, mapping)
     result = None
     if posted and not problems:
         commit = request.form.get("action") == "commit"
-        result = run_import(meta, sheet, mapping, commit)
-        if commit and not result.problems:
-            path.unlink(missing_ok=True)
+        plan = ImportPlan(mapping, commit, current_locale(), clock().zone)
+        if row.rows > int(current_app.config.get("IMPORT_SYNC_ROWS", SYNC_ROWS)):
+            queue_run(get_session(), row, plan, sheet_limits(), _now())
+            get_session().commit()
+            return redirect(url_for("web.import_status", pack=pack, entity=entity, token=token))
+        result = _run_now(meta, row, plan)
+        if result is None:
+            return redirect(url_for("web.import_map", pack=pack, entity=entity, token=token))
+        if plan.commit and not result.bad:
             flash(_("%(n)s records imported.", n=result.saved), "success")
             return redirect(url_for("web.list_view", pack=pack, entity=entity))
-    status = 422 if posted and (problems or (result and result.problems)) else 200
+    status = 422 if posted and (problems or (result and result.bad)) else 200
     return render_template(
         "web/import_map.html",
         entity=meta.entity,
         label=meta.entity.label(current_locale()),
-        sheet=sheet,
-        sample=sheet.rows[:5],
+        upload=row,
         mapping=mapping,
         fields=importable(meta),
         problems=problems,
         result=result,
-        shown_problems=SHOWN_PROBLEMS,
         token=token,
     ), status
 
 
-def run_import(
-    meta: EntityMeta, sheet: Sheet, mapping: Mapping[int, str], commit: bool
-) -> ImportResult:
-    """Save every row (or every group of rows with line items) in one transaction; keep it
-    only when `commit` and no row failed."""
-    records = service()
-    fields = {f.name: f for f in importable(meta)}
-    lookups = _import_lookups(meta, fields, sheet, mapping)
-    result = ImportResult(total=len(sheet.rows))
-    locale = current_locale()
-    children = mapped_children(meta, mapping)
-    converted = [(n, *_payload(fields, mapping, cells, lookups)) for n, cells in sheet.rows]
+def _run_now(meta: EntityMeta, row: ImportRecord, plan: ImportPlan) -> ImportResult | None:
+    """Run a small import in the request; None when the file turned out unreadable."""
+    try:
+        sheet = read_sheet(row.content, row.kind, sheet_limits())
+    except SheetRefused as exc:
+        flash(exc.message(current_locale()), "danger")
+        return None
     begin_transaction()
-    if children is not None:
-        _save_groups(meta, records, group_rows(converted, children), children, result)
-    for number, payload, problems in converted if children is None else ():
-        try:
-            with records.session.begin_nested():
-                if problems:
-                    raise ValidationFailed(problems)
-                records.create(meta.entity.key, payload)
-            result.saved += 1
-        except ValidationFailed as exc:
-            result.problems.append((number, [_describe(meta, e, locale) for e in exc.errors]))
-    if commit and not result.problems:
+    result = run_import(service(), meta, sheet, plan)
+    if plan.commit and not result.bad:
         record_request_event(
             "data.imported", entity=meta.entity.key, records=result.saved, rows=result.total
         )
-        records.session.commit()
-    else:
-        records.session.rollback()
-        result.saved = 0 if commit else result.saved
+        get_session().delete(row)  # imported: the upload is gone
+    get_session().commit()
     return result
 
 
-def _save_groups(
-    meta: EntityMeta, records: Any, groups: list[Any], children: str, result: ImportResult
-) -> None:
-    """Save one record per group with its line items; report problems at their rows."""
-    locale = current_locale()
-    for group in groups:
-        found: list[tuple[int, FieldError]] = list(group.problems)
-        if not found:
-            try:
-                with records.session.begin_nested():
-                    records.create(meta.entity.key, group.payload(children))
-                result.saved += 1
-            except ValidationFailed as exc:
-                found = [(group.row_of(e, children), e) for e in exc.errors]
-        by_row: dict[int, list[str]] = {}
-        for row, error in found:
-            by_row.setdefault(row, []).append(_describe(meta, error, locale))
-        result.problems.extend(sorted(by_row.items()))
+@bp.get("/app/<pack>/<entity>/import/<token>/status")
+@login_required
+def import_status(pack: str, entity: str, token: str) -> Any:
+    """Show a background import: waiting, how far it got, then its result (htmx polls)."""
+    meta = _import_meta(pack, entity)
+    row = _upload_row(meta, token)
+    _note_failed_job(row)
+    done, total = _board().read(row)
+    context = {
+        "entity": meta.entity,
+        "label": meta.entity.label(current_locale()),
+        "upload": row,
+        "done": done,
+        "total": total,
+        "result": _stored_result(row),
+        "token": token,
+    }
+    partial = bool(request.headers.get("HX-Request"))
+    template = "web/_import_status.html" if partial else "web/import_status.html"
+    return render_template(template, **context)
 
 
-def _payload(
-    fields: Mapping[str, FieldDef], mapping: Mapping[int, str], cells: list[Any], lookups: Lookups
-) -> tuple[dict[str, Any], list[FieldError]]:
-    payload: dict[str, Any] = {}
-    problems: list[FieldError] = []
-    for index, name in mapping.items():
-        if not name:
-            continue
-        fd = fields[name]
-        cell = cells[index] if index < len(cells) else None
-        value = widget(fd).from_cell(fd, cell, lookups)
-        if isinstance(fd.kind, ReferenceType) and isinstance(value, str):
-            problems.append(
-                FieldError(
-                    f"/{name}",
-                    "reference_missing",
-                    {"entity": fd.opt("entity") or _("user"), "value": value},
-                )
-            )
-            continue
-        if value is not None or fd.required:
-            payload[name] = value
-    return payload, problems
+def _note_failed_job(row: ImportRecord) -> None:
+    """Show a job that failed outright (an unexpected error) as a failed import."""
+    if row.status != "queued" or row.job_id is None:
+        return
+    from formwork.runtime.workflow.models import Job
+
+    job = get_session().get(Job, row.job_id)
+    if job is not None and job.status == "failed":
+        store_result(row, None, _now(), _("The import stopped: %(error)s", error=job.error or ""))
+        get_session().commit()
 
 
-def _import_lookups(
-    meta: EntityMeta, fields: Mapping[str, FieldDef], sheet: Sheet, mapping: Mapping[int, str]
-) -> Lookups:
-    lookups = Lookups()
-    for index, name in mapping.items():
-        fd = fields.get(name) if name else None
-        if fd is None or not isinstance(fd.kind, ReferenceType):
-            continue
-        texts = {
-            str(c[index]).strip() for _n, c in sheet.rows if index < len(c) and c[index] is not None
-        }
-        if isinstance(fd.kind, UserType):
-            rows = get_session().execute(
-                sa.select(User.username, User.id).where(User.username.in_(texts))
-            )
-            lookups.by_title[name] = {str(r[0]): int(r[1]) for r in rows}
-        else:
-            target = fd.kind.target(fd, meta.entity)
-            lookups.by_title[name] = find_by_title(get_session(), registry(), target, texts)
-    return lookups
-
-
-def _describe(meta: EntityMeta, error: FieldError, locale: str) -> str:
-    name = error.pointer.strip("/").split("/")[0]
-    fd = meta.entity.get_field(name)
-    label = line_label(meta, error.pointer, locale) or (fd.label(locale) if fd else None)
-    prefix = f"{label}: " if label else ""
-    return prefix + error.message(locale)
+def _stored_result(row: ImportRecord) -> ImportResult | None:
+    if row.status != "done":
+        return None
+    problems = [(int(n), list(messages)) for n, messages in row.problems or []]
+    return ImportResult(row.progress_total, row.saved, row.bad, problems)

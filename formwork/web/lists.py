@@ -12,8 +12,10 @@ from flask_babel import gettext as _
 from flask_login import login_required
 
 from formwork.context import get_session, registry
+from formwork.redirects import redirect_target
 from formwork.runtime.errors import BadQuery, Conflict, NotFound
-from formwork.runtime.query import list_records
+from formwork.runtime.params import check_query, record_id
+from formwork.runtime.query import MAX_PER_PAGE, list_records
 from formwork.runtime.registry import EntityMeta
 from formwork.web import bp
 from formwork.web.context import (
@@ -55,6 +57,7 @@ def list_view(pack: str, entity: str) -> Any:
     error = None
     who = principal()
     try:
+        check_query(params)
         page = list_records(
             get_session(),
             registry(),
@@ -175,18 +178,22 @@ def _pages(page: Any) -> dict[str, Any]:
 def bulk_delete(pack: str, entity: str) -> Any:
     """Delete the ticked records, all or none."""
     meta = entity_meta(pack, entity, "delete")
-    ids = [int(v) for v in request.form.getlist("ids") if v.isdigit()]
-    back = request.form.get("back", "")
-    target = back if back.startswith("/") and not back.startswith("//") else None
-    target = target or url_for("web.list_view", pack=pack, entity=entity)
+    ticked = request.form.getlist("ids")
+    ids = [n for n in (record_id(v) for v in ticked) if n is not None]
+    target = redirect_target(
+        request.form.get("back"), url_for("web.list_view", pack=pack, entity=entity)
+    )
     if not ids:
         flash(_("Tick the records to delete first."), "warning")
+        return redirect(target)
+    if len(ticked) > MAX_PER_PAGE:  # a page shows at most this many
+        flash(_("Delete at most %(n)d records at a time.", n=MAX_PER_PAGE), "danger")
         return redirect(target)
     records = service()
     begin_transaction()
     try:
-        for record_id in ids:
-            records.delete(meta.entity.key, record_id)
+        for ticked_id in ids:
+            records.delete(meta.entity.key, ticked_id)
     except (Conflict, NotFound) as exc:
         records.session.rollback()
         flash(_("Nothing was deleted: %(reason)s", reason=_delete_reason(exc)), "danger")
@@ -211,5 +218,6 @@ def export_view(pack: str, entity: str, fmt: str) -> Response:
         raise NotFound(f"no export format {fmt}")
     layout = list_for(meta)
     params = effective_params(layout)
+    check_query(params)
     conditions = filter_params(params)
     return export_response(meta, layout, conditions, _extra(meta, layout, params), fmt)

@@ -4,7 +4,8 @@ The registry is keyed by the field type's CLASS (looked up along its MRO), so th
 field types stay free of web concerns and a new field type without a widget still gets the
 plain text one. Each widget knows: the Jinja macro that draws its input, how a posted form
 value becomes the JSON value the runtime validates, how a JSON value shows in a list, a
-detail page and an export, how an Excel cell becomes a JSON value, and its filter-bar kind.
+detail page and an export, and its filter-bar kind. (How a spreadsheet cell becomes a value
+is the kernel's: formwork/runtime/imports/cells.py.)
 """
 
 from __future__ import annotations
@@ -36,10 +37,8 @@ from formwork.runtime.fields.scalar import (
     TextType,
 )
 from formwork.runtime.fields.special import AttachmentType, AutoNumberType, ComputedType
+from formwork.runtime.imports.cells import TRUE_WORDS, clean_number
 from formwork.web import i18n
-
-TRUE_WORDS = frozenset({"1", "true", "yes", "y", "是", "对", "on", "√", "✓"})
-FALSE_WORDS = frozenset({"0", "false", "no", "n", "否", "off", ""})
 
 
 class WidgetError(ValueError):
@@ -58,7 +57,6 @@ class Lookups:
     titles: dict[str, dict[int, str]] = field(default_factory=dict)
     targets: dict[str, str] = field(default_factory=dict)
     users: dict[int, str] = field(default_factory=dict)
-    by_title: dict[str, dict[str, int]] = field(default_factory=dict)
 
 
 class Widget:
@@ -66,7 +64,6 @@ class Widget:
 
     macro: ClassVar[str] = "text"
     filter: ClassVar[str | None] = "text"
-    importable: ClassVar[bool] = True
 
     def form_value(self, fd: FieldDef, value: Any) -> Any:
         """Return what the input shows for a JSON value."""
@@ -88,14 +85,6 @@ class Widget:
         """Return the value for a spreadsheet cell."""
         shown = self.display(fd, value, lookups)
         return str(shown.striptags()) if isinstance(shown, Markup) else shown
-
-    def from_cell(self, fd: FieldDef, cell: Any, lookups: Lookups) -> Any:
-        """Return the JSON value for an imported spreadsheet cell."""
-        if cell is None or (isinstance(cell, str) and not cell.strip()):
-            return None
-        if isinstance(cell, float) and cell.is_integer():
-            cell = int(cell)
-        return str(cell).strip()
 
     def attrs(self, fd: FieldDef) -> dict[str, Any]:
         """Return extra values the input's macro uses (limits, steps, currency)."""
@@ -126,7 +115,7 @@ class IntegerWidget(Widget):
 
     def parse(self, fd: FieldDef, raw: Any) -> Any:
         """Return an int (separators removed)."""
-        text = _clean_number(raw)
+        text = clean_number(raw)
         if text == "":
             return None
         try:
@@ -142,17 +131,6 @@ class IntegerWidget(Widget):
         """Return the int itself."""
         return value
 
-    def from_cell(self, fd: FieldDef, cell: Any, lookups: Lookups) -> Any:
-        """Return an int for an integral number or its text, else the text (refused later)."""
-        if isinstance(cell, bool):
-            return str(cell)
-        if isinstance(cell, int):
-            return cell
-        if isinstance(cell, float) and cell.is_integer():
-            return int(cell)
-        text = _clean_number(cell)
-        return int(text) if text.lstrip("-").isdigit() else (text or None)
-
 
 class DecimalWidget(Widget):
     """An exact decimal typed as text (inputmode=decimal); separators are allowed."""
@@ -167,7 +145,7 @@ class DecimalWidget(Widget):
 
     def parse(self, fd: FieldDef, raw: Any) -> Any:
         """Return the decimal as text (the runtime converts it exactly)."""
-        text = _clean_number(raw)
+        text = clean_number(raw)
         if text == "":
             return None
         try:
@@ -185,14 +163,6 @@ class DecimalWidget(Widget):
     def export(self, fd: FieldDef, value: Any, lookups: Lookups) -> Any:
         """Return a Decimal (exact in the spreadsheet's text, a number in Excel)."""
         return None if value is None else Decimal(str(value))
-
-    def from_cell(self, fd: FieldDef, cell: Any, lookups: Lookups) -> Any:
-        """Return the number as text; floats go through repr so 0.1 stays 0.1."""
-        if cell is None or isinstance(cell, bool):
-            return None if cell is None else str(cell)
-        if isinstance(cell, int | float | Decimal):
-            return str(cell)
-        return _clean_number(cell) or None
 
     def attrs(self, fd: FieldDef) -> dict[str, Any]:
         """Return the scale (the grid's running totals round to it)."""
@@ -257,18 +227,6 @@ class DateWidget(Widget):
         """Return a date object (a real date cell in Excel)."""
         return None if not value else dt.date.fromisoformat(value)
 
-    def from_cell(self, fd: FieldDef, cell: Any, lookups: Lookups) -> Any:
-        """Return the ISO date of a date cell or of text like 2026-11-24 or 2026/11/24."""
-        if isinstance(cell, dt.datetime):
-            return cell.date().isoformat()
-        if isinstance(cell, dt.date):
-            return cell.isoformat()
-        text = super().from_cell(fd, cell, lookups)
-        try:
-            return None if text is None else self.parse(fd, text)
-        except WidgetError:
-            return text
-
 
 class DateTimeWidget(DateWidget):
     """A moment entered in the display time zone (datetime-local), stored in UTC."""
@@ -306,16 +264,6 @@ class DateTimeWidget(DateWidget):
             None if moment is None else moment.astimezone(i18n.display_zone()).replace(tzinfo=None)
         )
 
-    def from_cell(self, fd: FieldDef, cell: Any, lookups: Lookups) -> Any:
-        """Return the ISO moment of a datetime cell (taken in the display zone) or text."""
-        if isinstance(cell, dt.datetime):
-            return self.parse(fd, cell.isoformat())
-        text = Widget.from_cell(self, fd, cell, lookups)
-        try:
-            return None if text is None else self.parse(fd, text)
-        except WidgetError:
-            return text
-
 
 class BooleanWidget(Widget):
     """A check box (or a yes/no select in the filter bar)."""
@@ -339,15 +287,6 @@ class BooleanWidget(Widget):
         """Return yes or no in the locale."""
         return "" if value is None else (_("Yes") if value else _("No"))
 
-    def from_cell(self, fd: FieldDef, cell: Any, lookups: Lookups) -> Any:
-        """Return True/False for a boolean cell or words like 是/否, yes/no, 1/0."""
-        if isinstance(cell, bool) or cell is None:
-            return cell
-        word = str(cell).strip().lower()
-        if word in TRUE_WORDS:
-            return True
-        return False if word in FALSE_WORDS else str(cell)
-
 
 class SelectWidget(Widget):
     """One option from a drop-down list."""
@@ -362,11 +301,6 @@ class SelectWidget(Widget):
     def display(self, fd: FieldDef, value: Any, lookups: Lookups) -> Any:
         """Return the option's label."""
         return "" if value is None else option_label(fd, value, i18n.current_locale())
-
-    def from_cell(self, fd: FieldDef, cell: Any, lookups: Lookups) -> Any:
-        """Return the option value for a value or a label in either language."""
-        text = super().from_cell(fd, cell, lookups)
-        return None if text is None else _option_for(fd, text)
 
 
 class MultiSelectWidget(SelectWidget):
@@ -390,14 +324,6 @@ class MultiSelectWidget(SelectWidget):
         """Return the labels joined by commas."""
         locale = i18n.current_locale()
         return ", ".join(option_label(fd, v, locale) for v in value or [])
-
-    def from_cell(self, fd: FieldDef, cell: Any, lookups: Lookups) -> Any:
-        """Return option values for a cell like `住宅, 道路` or `housing,road`."""
-        text = Widget.from_cell(self, fd, cell, lookups)
-        if text is None:
-            return []
-        parts = [p.strip() for p in str(text).replace("，", ",").split(",")]
-        return [_option_for(fd, p) for p in parts if p]
 
 
 class ReferenceWidget(Widget):
@@ -427,16 +353,6 @@ class ReferenceWidget(Widget):
         href = url_for("web.detail", pack=pack, entity=name, record_id=value)
         return Markup('<a href="{}">{}</a>').format(href, title)
 
-    def from_cell(self, fd: FieldDef, cell: Any, lookups: Lookups) -> Any:
-        """Return the id of the record titled like the cell (or the cell's id)."""
-        text = super().from_cell(fd, cell, lookups)
-        if text is None:
-            return None
-        found = lookups.by_title.get(fd.name, {}).get(str(text))
-        if found is not None:
-            return found
-        return int(text) if str(text).isdigit() else str(text)
-
 
 class UserWidget(ReferenceWidget):
     """A platform user, from a drop-down of active users."""
@@ -454,7 +370,6 @@ class AttachmentWidget(Widget):
 
     macro = "attachment"
     filter = None
-    importable = False
 
     def display(self, fd: FieldDef, value: Any, lookups: Lookups) -> Any:
         """Return download links."""
@@ -484,7 +399,6 @@ class ReadOnlyWidget(Widget):
     """Values the platform writes (document numbers, computed values): shown, never posted."""
 
     macro = "read_only"
-    importable = False
 
     def inner(self, fd: FieldDef) -> Widget:
         """Return the widget of the computed result type (itself for document numbers)."""
@@ -511,7 +425,6 @@ class ChildrenWidget(Widget):
 
     macro = "children"
     filter = None
-    importable = False
 
     def display(self, fd: FieldDef, value: Any, lookups: Lookups) -> Any:
         """Return the number of rows."""
@@ -561,24 +474,8 @@ def filter_for(fd: FieldDef) -> str | None:
     return found.filter
 
 
-def _clean_number(raw: Any) -> str:
-    text = str(raw).strip()
-    for mark in (",", " ", "\u00a0", "_", "¥", "￥", "%", "，"):
-        text = text.replace(mark, "")
-    return text
-
-
 def _moment(value: Any) -> dt.datetime | None:
     if not value:
         return None
     moment = value if isinstance(value, dt.datetime) else dt.datetime.fromisoformat(str(value))
     return moment if moment.tzinfo else moment.replace(tzinfo=dt.UTC)
-
-
-def _option_for(fd: FieldDef, text: str) -> str:
-    for option in fd.opt("options", ()):
-        label = option.get("label") or {}
-        names = {str(option["value"]).lower(), *(str(v).lower() for v in label.values())}
-        if text.strip().lower() in names:
-            return str(option["value"])
-    return text

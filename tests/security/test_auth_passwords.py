@@ -9,7 +9,7 @@ from formwork.auth.errors import PasswordRejected
 from formwork.auth.passwords import check_password_policy, common_passwords
 from formwork.auth.users import authenticate, create_user, needs_rehash
 from formwork.cli import user_group
-from formwork.runtime.models import User
+from formwork.runtime.models import LoginSession, User
 from tests.conftest import PASSWORD
 from tests.security.auth_helpers import csrf_of, events, sign_in
 from tests.web.conftest import compile_catalogs
@@ -135,6 +135,8 @@ def test_change_password_page_needs_the_current_password_and_csrf(app, users, se
     assert ok.status_code == 302
     assert client.get("/account").status_code == 200  # this session stays signed in
     changed = session.scalar(sa.select(User).where(User.username == "clerk"))
-    assert changed.session_epoch == 1
+    rows = session.scalars(sa.select(LoginSession).where(LoginSession.user_id == changed.id))
+    ended = sorted((row.ended_by or "live") for row in rows)
+    assert ended == ["live", "password"]  # the old session revoked, this browser's new one
     [event] = events(app, "password.changed")
     assert event.username == "clerk" and event.ip == "127.0.0.1"

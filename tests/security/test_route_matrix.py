@@ -101,6 +101,7 @@ POLICIES: dict[str, dict[str, Policy]] = {
         "POST": Policy("signed_in", "/account/tokens"),
     },
     "auth.revoke_token_view": {"POST": Policy("signed_in", "/account/tokens/{MISSING}/revoke")},
+    "auth.revoke_session_view": {"POST": Policy("signed_in", "/account/sessions/{MISSING}/revoke")},
     "auth.security_events": {"GET": Policy("admin", "/admin/security-events")},
     # pages
     "web.home": {"GET": Policy("signed_in", "/")},
@@ -132,6 +133,9 @@ POLICIES: dict[str, dict[str, Policy]] = {
     "web.import_map": {
         "GET": Policy("import", "/app/secure/worker/import/nope", "worker"),
         "POST": Policy("import", "/app/secure/worker/import/nope", "worker"),
+    },
+    "web.import_status": {
+        "GET": Policy("import", "/app/secure/worker/import/nope/status", "worker"),
     },
     "web.inbox_page": {"GET": Policy("signed_in", "/app/tasks")},
     "web.task_count": {"GET": Policy("signed_in", "/app/task-count")},

@@ -52,26 +52,6 @@ def test_form_text_to_json_values(app, registry):
             assert caught.value.code == code
 
 
-def test_spreadsheet_cells_to_json_values(app, registry):
-    with app.test_request_context():
-        lookups = Lookups(by_title={"project": {"P-1": 1}})
-        cases = [
-            ("sample.day_sheet", "headcount", 12.0, 12),
-            ("sample.day_sheet", "rate", 0.1, "0.1"),
-            ("sample.day_sheet", "work_date", dt.datetime(2026, 1, 2, 0, 0), "2026-01-02"),
-            ("sample.project", "status", "在建", "active"),
-            ("sample.project", "status", "Closed", "closed"),
-            ("sample.project", "tags", "住宅，道路", ["housing", "road"]),
-            ("sample.project", "active", "是", True),
-            ("sample.project", "active", "no", False),
-            ("sample.day_sheet", "project", "P-1", 1),
-            ("sample.day_sheet", "project", "P-9", "P-9"),
-        ]
-        for key, name, cell, expected in cases:
-            fd = _fd(registry, key, name)
-            assert widget(fd).from_cell(fd, cell, lookups) == expected, name
-
-
 def test_display_per_locale(app, registry):
     fd = _fd(registry, "sample.project", "contract_value")
     status = _fd(registry, "sample.project", "status")

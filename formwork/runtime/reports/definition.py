@@ -17,6 +17,7 @@ PLACEHOLDER = re.compile(r"\{([a-z][a-z0-9_]*)\}")
 DATE_TOKEN = re.compile(r"^@(today|month)([+-][0-9]{1,5})?$")
 MAIN = "main"
 PARAM_TYPES = ("text", "date", "number", "integer", "entity")
+MAX_PARAM_LENGTH = 200  # a parameter value (the query string allows 8 KB)
 
 
 @dataclass(frozen=True)
@@ -267,6 +268,8 @@ def resolve_params(
 
 
 def _convert(param: Param, raw: str, today: dt.date) -> Any:
+    if len(raw) > MAX_PARAM_LENGTH:
+        raise ValueError(f"longer than {MAX_PARAM_LENGTH} characters")
     if param.type == "date":
         token = resolve_token(raw, today)
         if token is not None:
@@ -284,8 +287,6 @@ def _convert(param: Param, raw: str, today: dt.date) -> Any:
             return Decimal(raw)
         except InvalidOperation:
             raise ValueError(f"'{raw}' is not a number") from None
-    if len(raw) > 200:
-        raise ValueError("longer than 200 characters")
     return raw
 
 

@@ -16,8 +16,8 @@ from typing import Any
 
 from formwork.runtime.definitions import FieldDef
 from formwork.runtime.errors import FieldError
+from formwork.runtime.imports.cells import importable
 from formwork.runtime.registry import EntityMeta
-from formwork.web.widgets import widget
 
 SEPARATOR = " · "
 LOCALES = ("zh-CN", "en")
@@ -35,7 +35,7 @@ def line_fields(meta: EntityMeta, locked: frozenset[str] = frozenset()) -> list[
         parent = meta.entity.field_map[name]
         out = []
         for fd in child.entity.fields:
-            if fd.read_only or fd.opt("from_parent") or not widget(fd).importable:
+            if fd.read_only or fd.opt("from_parent") or not importable(fd):
                 continue
             label = {loc: f"{parent.label(loc)}{SEPARATOR}{fd.label(loc)}" for loc in LOCALES}
             schema = {**fd.schema, "x-formwork": {**fd.options, "label": label}}

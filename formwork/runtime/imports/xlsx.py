@@ -1,0 +1,209 @@
+"""What an .xlsx must pass before openpyxl parses it (no Flask).
+
+An .xlsx is a zip of XML. Its parts' declared sizes are checked first (zipfile never
+inflates past a declared size, so a lying header ends in a CRC error), every XML part is
+scanned for a DTD (entities read files or explode), and then the sheet itself is walked with
+expat — no tree is built — counting rows, columns and cells and stopping at the first limit
+passed. That walk is the point: a 160 KB file held 10,000 × 500 numeric cells, and openpyxl
+alone spent seconds just measuring it (it scans the whole sheet when the dimension tag is
+missing) and minutes reading it. After the walk, openpyxl reads a sheet known to be small.
+
+openpyxl's workbook reader is used to find the first worksheet's part (`ExcelReader`, not
+documented as public): tests/security/test_hostile_sheets.py pins what is taken from it.
+"""
+
+from __future__ import annotations
+
+import io
+import re
+import zipfile
+from dataclasses import dataclass
+from typing import Any
+from xml.parsers import expat
+
+from openpyxl.reader.excel import ExcelReader
+from openpyxl.utils.cell import column_index_from_string, get_column_letter
+
+from formwork.runtime.imports.limits import SheetLimits, SheetRefused
+
+# A DTD in UTF-8 or UTF-16 (either byte order): XML allows no other spelling.
+_DTD = re.compile(
+    b"|".join(
+        re.escape(word.encode(codec))
+        for word in ("<!DOCTYPE", "<!ENTITY")
+        for codec in ("utf-8", "utf-16-le", "utf-16-be")
+    )
+)
+_REF = re.compile(r"^\$?([A-Za-z]{1,3})\$?([0-9]{1,7})$")
+_CHUNK = 64 * 1024
+MB = 1024 * 1024
+
+
+@dataclass
+class Measure:
+    """What the walk of a sheet found: data rows (after the header), the widest column
+    holding a value, and the last row number."""
+
+    rows: int = 0
+    width: int = 0
+    last_row: int = 0
+
+
+def check_workbook(data: bytes, limits: SheetLimits) -> tuple[str, Measure]:
+    """Return the first worksheet's part and its measure, or raise SheetRefused."""
+    try:
+        with zipfile.ZipFile(io.BytesIO(data)) as archive:
+            infos = archive.infolist()
+            _check_parts(infos, limits)
+            _refuse_doctypes(archive, infos)
+            part = first_sheet_part(data)
+            return part, _Walk(part, limits).run(archive)
+    except SheetRefused:
+        raise
+    except (zipfile.BadZipFile, OSError, ValueError, EOFError, KeyError) as exc:
+        raise unreadable(exc) from exc
+
+
+def unreadable(exc: Exception) -> SheetRefused:
+    """Return the refusal of a file that is damaged or not a workbook."""
+    return SheetRefused("sheet_unreadable", detail=f"{type(exc).__name__}: {exc}"[:200])
+
+
+def first_sheet_part(data: bytes) -> str:
+    """Return the archive path of the workbook's first worksheet (as openpyxl orders them)."""
+    try:
+        reader = ExcelReader(io.BytesIO(data), read_only=True)
+        reader.read_manifest()
+        reader.read_workbook()
+        names = set(reader.archive.namelist())
+        for _sheet, rel in reader.parser.find_sheets():
+            if rel.target in names and "chartsheet" not in rel.Type:
+                return str(rel.target)
+    except SheetRefused:
+        raise
+    except Exception as exc:  # noqa: BLE001  (a hostile workbook part can trip any of it)
+        raise unreadable(exc) from exc
+    raise SheetRefused("sheet_no_sheet")
+
+
+def _check_parts(infos: list[zipfile.ZipInfo], limits: SheetLimits) -> None:
+    if len(infos) > limits.parts:
+        raise SheetRefused("sheet_parts", n=limits.parts)
+    if sum(info.file_size for info in infos) > limits.unpacked:
+        biggest = max(infos, key=lambda info: info.file_size)
+        raise SheetRefused(
+            "sheet_unpacked",
+            n=limits.unpacked // MB,
+            part=biggest.filename,
+            size=biggest.file_size // MB,
+        )
+
+
+def _refuse_doctypes(archive: zipfile.ZipFile, infos: list[zipfile.ZipInfo]) -> None:
+    """Refuse a workbook with a DTD in any XML part, naming the part (sizes were checked)."""
+    for info in infos:
+        if info.filename.endswith((".xml", ".rels", ".vml")) and _DTD.search(archive.read(info)):
+            raise SheetRefused("sheet_doctype", part=info.filename)
+
+
+class _Walk:
+    """One pass of expat over a sheet part, refusing at the first limit passed."""
+
+    def __init__(self, part: str, limits: SheetLimits) -> None:
+        self.part, self.limits = part, limits
+        self.found = Measure()
+        self.elements = 0
+        self.row = 0  # the current row's number
+        self.column = 0  # the current cell's column
+        self.cell_has_value = self.row_has_value = False
+
+    def run(self, archive: zipfile.ZipFile) -> Measure:
+        """Walk the part and return its measure."""
+        parser = expat.ParserCreate()
+        parser.StartElementHandler = self.start
+        parser.EndElementHandler = self.end
+        parser.EntityDeclHandler = self.entity  # the byte scan refused DTDs; belt and braces
+        with archive.open(self.part) as stream:
+            while chunk := stream.read(_CHUNK):
+                parser.Parse(chunk, False)
+            parser.Parse(b"", True)
+        if self.found.last_row == 0:
+            raise SheetRefused("sheet_no_header")
+        return self.found
+
+    def entity(self, *_args: Any) -> None:
+        raise SheetRefused("sheet_doctype", part=self.part)
+
+    def start(self, name: str, attrs: dict[str, str]) -> None:
+        self.elements += 1
+        if self.elements > self.limits.elements:
+            raise SheetRefused("sheet_too_complex", part=self.part, n=f"{self.limits.elements:,}")
+        tag = name.rpartition(":")[2]
+        if tag == "dimension":
+            self._declared(attrs.get("ref", ""))
+        elif tag == "row":
+            self._row(attrs.get("r"))
+        elif tag == "c":
+            self._cell(attrs.get("r"))
+        elif tag == "f":
+            raise SheetRefused("sheet_formula", cell=self._where())
+        elif tag in ("v", "is"):
+            self.cell_has_value = True
+
+    def end(self, name: str) -> None:
+        tag = name.rpartition(":")[2]
+        if tag == "c" and self.cell_has_value:
+            self._value_at(self.column)
+        elif tag == "row" and self.row_has_value:
+            self.found.rows += 1 if self.found.last_row else 0  # the first is the header
+            self.found.last_row = self.row
+            if self.found.rows > self.limits.rows:
+                raise SheetRefused("sheet_too_long", n=self.limits.rows)
+
+    def _declared(self, ref: str) -> None:
+        """Refuse on the sheet's own dimension tag, before any cell is read."""
+        last = ref.rpartition(":")[2]
+        found = _REF.match(last)
+        if found is None:
+            return  # a missing or odd dimension: the walk measures the sheet itself
+        columns = column_index_from_string(found.group(1).upper())
+        if columns > self.limits.columns:
+            raise SheetRefused("sheet_too_wide", n=columns, range=ref, max=self.limits.columns)
+        self._check_area(int(found.group(2)), columns, last.upper())
+
+    def _row(self, number: str | None) -> None:
+        self.row = int(number) if number and number.isascii() and number.isdigit() else self.row + 1
+        self.column = 0
+        self.row_has_value = False
+        if self.row > 2 * (self.limits.rows + 1):  # empty rows count too: a reader walks them
+            cell = f"A{self.row}"
+            raise SheetRefused("sheet_reaches", row=self.row, cell=cell, n=self.limits.rows)
+        self._check_area(self.row, max(self.found.width, 1), self._where())
+
+    def _cell(self, ref: str | None) -> None:
+        self.cell_has_value = False
+        found = _REF.match(ref or "")
+        self.column = column_index_from_string(found.group(1).upper()) if found else self.column + 1
+
+    def _value_at(self, column: int) -> None:
+        self.row_has_value = True
+        if column > self.limits.columns:
+            raise SheetRefused("sheet_row_too_wide", row=self.row, n=self.limits.columns)
+        if column > self.found.width:
+            self.found.width = column
+            self._check_area(self.row, column, self._where())
+
+    def _check_area(self, rows: int, columns: int, cell: str) -> None:
+        """Refuse a sheet whose rows × columns (what a reader walks) pass the cell limit."""
+        if rows * columns > self.limits.cells:
+            raise SheetRefused(
+                "sheet_too_many_cells",
+                cells=f"{rows * columns:,}",
+                rows=f"{rows:,}",
+                columns=columns,
+                cell=cell,
+                max=f"{self.limits.cells:,}",
+            )
+
+    def _where(self) -> str:
+        return f"{get_column_letter(max(self.column, 1))}{max(self.row, 1)}"

@@ -1,0 +1,141 @@
+"""Spreadsheets sized to exhaust a worker are refused before they are parsed.
+
+A 160 KB .xlsx held 10,000 × 500 numeric cells: openpyxl spent seconds only measuring it
+(without a dimension tag it scans the whole sheet) and minutes reading it, until gunicorn
+killed the worker. Now the sheet is measured first by a walk that builds nothing and stops at
+the first limit passed (cells = rows × columns a reader would walk), and the refusal says
+what and where."""
+
+from __future__ import annotations
+
+import io
+import time
+import zipfile
+
+import pytest
+from openpyxl import Workbook
+
+from formwork.runtime.imports.limits import SheetLimits, SheetRefused
+from formwork.runtime.imports.sheets import inspect_sheet, read_sheet
+from formwork.runtime.imports.xlsx import first_sheet_part
+from tests.web import conftest as web_fixtures
+from tests.web.conftest import sign_in
+
+web, _catalogs, _cheap = (
+    web_fixtures.web,
+    web_fixtures._catalogs,
+    web_fixtures._cheap_password_hashes,
+)
+NS = "http://schemas.openxmlformats.org/spreadsheetml/2006/main"
+
+
+def crafted(rows: int, columns: int, dimension: str | None = None, extra: str = "") -> bytes:
+    """Return a workbook whose first sheet is a header and `rows` rows of `columns` numbers,
+    written without cell references and deflated hard (how the 160 KB bomb was made)."""
+    base = io.BytesIO()
+    Workbook().save(base)
+    header = "".join(f'<c t="inlineStr"><is><t>c{i}</t></is></c>' for i in range(columns))
+    body = ("<row>" + "<c><v>1</v></c>" * columns + "</row>") * rows
+    dim = f'<dimension ref="{dimension}"/>' if dimension else ""
+    rows_xml = f"<sheetData><row>{header}</row>{body}{extra}</sheetData>"
+    sheet = f'<worksheet xmlns="{NS}">{dim}{rows_xml}</worksheet>'
+    out = io.BytesIO()
+    with (
+        zipfile.ZipFile(io.BytesIO(base.getvalue())) as source,
+        zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED, compresslevel=9) as target,
+    ):
+        for info in source.infolist():
+            data = source.read(info)
+            if info.filename == "xl/worksheets/sheet1.xml":
+                data = sheet.encode()
+            target.writestr(info.filename, data)
+    return out.getvalue()
+
+
+def refused(call) -> SheetRefused:
+    started = time.perf_counter()
+    with pytest.raises(SheetRefused) as caught:
+        call()
+    assert time.perf_counter() - started < 3, "the refusal must come before parsing"
+    return caught.value
+
+
+def test_the_160_kb_bomb_is_refused_at_once_naming_its_size():
+    bomb = crafted(10_000, 500)
+    assert len(bomb) < 200 * 1024
+    error = refused(lambda: inspect_sheet(bomb, ".xlsx", SheetLimits()))
+    assert error.code == "sheet_too_many_cells"
+    message = error.message("en")
+    assert "500 columns" in message and "at most 250,000" in message, message
+    assert "单元格" in error.message("zh-CN")
+
+
+def test_a_declared_dimension_is_refused_before_any_cell():
+    bomb = crafted(10_000, 500, dimension="A1:SF10001")
+    error = refused(lambda: inspect_sheet(bomb, ".xlsx", SheetLimits()))
+    assert error.code == "sheet_too_many_cells" and "SF10001" in error.message("en")
+
+
+def test_a_dimension_that_lies_small_does_not_let_the_cells_through():
+    bomb = crafted(10_000, 500, dimension="A1:B2")
+    assert refused(lambda: read_sheet(bomb, ".xlsx", SheetLimits())).code == (
+        "sheet_too_many_cells"
+    )
+
+
+def test_a_row_far_below_is_refused_naming_it():
+    far = crafted(3, 2, extra='<row r="900000"><c r="A900000"><v>1</v></c></row>')
+    error = refused(lambda: inspect_sheet(far, ".xlsx", SheetLimits()))
+    assert error.code == "sheet_reaches" and "A900000" in error.message("en")
+
+
+def test_a_formula_deep_in_the_sheet_is_found_at_upload():
+    deep = crafted(8_000, 3, extra='<row r="8002"><c r="C8002"><f>SUM(1,2)</f><v>3</v></c></row>')
+    error = refused(lambda: inspect_sheet(deep, ".xlsx", SheetLimits()))
+    assert error.code == "sheet_formula" and "C8002" in error.message("en")
+
+
+def test_a_sheet_within_the_limits_is_inspected_without_reading_it_all():
+    ok = crafted(2_000, 5)
+    sheet = inspect_sheet(ok, ".xlsx", SheetLimits())
+    assert sheet.header == ["c0", "c1", "c2", "c3", "c4"] and sheet.rows == 2_000
+    assert len(sheet.data) == 5
+    assert len(read_sheet(ok, ".xlsx", SheetLimits()).data) == 2_000
+
+
+def test_a_csv_is_held_to_the_cell_limit():
+    content = ("a,b,c,d\n" + "1,2,3,4\n" * 300).encode()
+    error = refused(lambda: read_sheet(content, ".csv", SheetLimits(cells=1_000)))
+    assert error.code == "sheet_too_many_cells" and "line 251" in error.message("en")
+
+
+def test_the_first_worksheet_part_is_the_one_openpyxl_reads_first():
+    # Pins what formwork/runtime/imports/xlsx.py takes from openpyxl's workbook reader: the
+    # walk must measure the sheet openpyxl then reads (the other one holds a formula).
+    book = Workbook()
+    book.active.title = "Second"
+    book.active["A1"] = "=1+1"
+    first = book.create_sheet("First", 0)
+    first.append(["code"])
+    first.append(["P-1"])
+    out = io.BytesIO()
+    book.save(out)
+    data = out.getvalue()
+    with zipfile.ZipFile(io.BytesIO(data)) as archive:
+        assert b"<f>" not in archive.read(first_sheet_part(data))
+    sheet = inspect_sheet(data, ".xlsx", SheetLimits())
+    assert sheet.header == ["code"] and sheet.data == [(2, ["P-1"])]
+
+
+def test_the_upload_page_refuses_the_bomb_quickly(web):
+    browser = sign_in(web, "admin")
+    browser.get("/app/sample/project/import")
+    started = time.perf_counter()
+    response = browser.post(
+        "/app/sample/project/import",
+        {"file": (io.BytesIO(crafted(10_000, 500)), "bomb.xlsx")},
+        content_type="multipart/form-data",
+    )
+    assert time.perf_counter() - started < 5
+    assert response.status_code == 400
+    assert "最多导入 250,000 个" in response.get_data(as_text=True)
