@@ -45,6 +45,8 @@ ENDPOINT_AREAS: dict[str, str] = {
     "api.retry_view": "workflow",
     "api.withdraw_view": "workflow",
     "api.definitions_view": "workflow",
+    "api.messages_view": "workflow",
+    "api.signals_view": "workflow",
     # administration: deploying and migrating processes, packs, the security log
     "api.deploy_view": "admin",
     "api.migrate_view": "admin",

@@ -63,6 +63,9 @@ POLICIES: dict[str, dict[str, Policy]] = {
     "api.retry_view": {"POST": api("admin", "/processes/{MISSING}/retry", body={})},
     "api.withdraw_view": {"POST": api("signed_in", "/processes/{MISSING}/withdraw", body={})},
     "api.definitions_view": {"GET": api("signed_in", "/process-definitions")},
+    # messages and signals: each receiving process checks its binding's `senders`
+    "api.messages_view": {"POST": api("signed_in", "/messages", body={})},
+    "api.signals_view": {"POST": api("signed_in", "/signals", body={})},
     "api.deploy_view": {"POST": api("admin", "/process-definitions", body={})},
     "api.migrate_view": {"POST": api("admin", "/processes/migrate", body={})},
     # administration

@@ -163,14 +163,31 @@ class _Checker:
                 return  # unreadable or refused XML is reported already
             sources[path] = text
         dmn = [text for p, text in sources.items() if p.endswith(".dmn")]
-        for path, text in sources.items():
-            if not path.endswith(".bpmn"):
-                continue
+        bpmn = {p: text for p, text in sources.items() if p.endswith(".bpmn")}
+        forms = self.check_forms()
+        for path, text in bpmn.items():
+            # Call activities may call the pack's other processes; tasks may name its forms.
+            library = {p: t for p, t in bpmn.items() if p != path}
             try:
-                parse_process(text, dmn)
+                parse_process(text, dmn, library=library, forms=forms)
             except ValidationFailed as exc:
                 for error in exc.errors:
                     self.add("pack.E062", path, error.pointer, error.message("en"))
+
+    def check_forms(self) -> dict[str, Any]:
+        """Check each task form file is a JSON Schema of type object; return them by path."""
+        from formwork.runtime.workflow.checks import form_schema_problem
+
+        forms = {}
+        for path in self.manifest.paths("forms"):
+            document = self.checked.documents.get(path)
+            if document is None:
+                continue
+            problem = form_schema_problem(document)
+            if problem:
+                self.add("pack.E063", path, "", problem)
+            forms[path] = document
+        return forms
 
     def check_entities(self) -> None:
         for path, document in self.checked.entities.items():

@@ -38,6 +38,7 @@ CODES = {
     "pack.E060": "XML with a DOCTYPE (entities are refused)",
     "pack.E061": "XML not well-formed",
     "pack.E062": "BPMN/DMN invalid or unsafe (parse error, or an expression the evaluator refuses)",
+    "pack.E063": "task form schema invalid (not a JSON Schema of type object)",
     "pack.E070": "fixture invalid",
     "pack.E071": "fixture names an unknown entity or field",
     "pack.E080": "unsafe archive",

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from typing import Any
-from uuid import UUID
 
 import jsonschema
 import sqlalchemy as sa
@@ -17,6 +16,7 @@ from formwork.runtime.models import User
 from formwork.runtime.workflow.context import StepContext
 from formwork.runtime.workflow.models import HistoryEntry, ProcessInstance, TaskRow
 from formwork.runtime.workflow.service import WorkflowService, check_data
+from formwork.runtime.workflow.spiff import find_task
 from formwork.runtime.workflow.tasks import form_schema, get_row, require_actor, step_name
 
 ACTIONS = ("approve", "reject", "return", "delegate", "add_signer", "withdraw", "comment")
@@ -45,7 +45,7 @@ def complete(
     def change(workflow: BpmnWorkflow, ctx: StepContext) -> None:
         # The state was read under the instance lock: if another step completed the task
         # while we waited for the lock, the task is no longer ready in it.
-        task = workflow.get_task_from_id(UUID(row.id)) if UUID(row.id) in workflow.tasks else None
+        task = find_task(workflow, row.id)  # in a subprocess too
         if task is None or task.state != TaskState.READY:
             raise Conflict(f"task {row.id} is no longer ready")
         HANDLERS[action](service, workflow, ctx, row, task, comment, data)
