@@ -50,7 +50,7 @@ from SpiffWorkflow.bpmn.specs.event_definitions import timer as _timer
 from SpiffWorkflow.bpmn.specs.event_definitions.item_aware_event import ErrorEventDefinition
 from SpiffWorkflow.bpmn.specs.mixins.events.start_event import StartEvent
 from SpiffWorkflow.bpmn.specs.mixins.multiinstance_task import MultiInstanceTask
-from SpiffWorkflow.bpmn.specs.mixins.subworkflow_task import EventSubprocess
+from SpiffWorkflow.bpmn.specs.mixins.subworkflow_task import SubWorkflowTask
 from SpiffWorkflow.spiff.parser import SpiffBpmnParser
 from SpiffWorkflow.spiff.parser.event_parsers import SpiffStartEventParser
 from SpiffWorkflow.util.task import TaskState
@@ -285,7 +285,9 @@ def settle(workflow: Any) -> bool:
 
 
 def _event_subprocess_tasks(scope: Any) -> list[Any]:
-    return [c for c in scope.task_tree.children if isinstance(c.task_spec, EventSubprocess)]
+    # The main flow starts with a start event; a subprocess right under a scope's start task
+    # is an event subprocess (Spiff parses those with a timer start as plain subprocesses).
+    return [c for c in scope.task_tree.children if isinstance(c.task_spec, SubWorkflowTask)]
 
 
 def _interrupt(scope: Any) -> bool:
