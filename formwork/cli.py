@@ -237,11 +237,26 @@ def process_group() -> None:
 @click.argument("bpmn", type=click.Path(dir_okay=False, exists=True))
 @click.option("--dmn", multiple=True, type=click.Path(dir_okay=False, exists=True))
 @click.option(
+    "--called", multiple=True, type=click.Path(dir_okay=False, exists=True),
+    help="A BPMN file with a process the call activities call.",
+)  # fmt: skip
+@click.option(
+    "--form", "forms", multiple=True, type=click.Path(dir_okay=False, exists=True),
+    help="A JSON Schema file a formJsonSchemaFilename names.",
+)  # fmt: skip
+@click.option(
     "--binding", default=None, help='JSON, e.g. {"entity": "pack.name", "state_field": "state"}'
 )
 @with_appcontext
-def process_deploy(bpmn: str, dmn: tuple[str, ...], binding: str | None) -> None:
-    """Deploy a BPMN file (and its DMN tables) as a new version unless unchanged."""
+def process_deploy(
+    bpmn: str,
+    dmn: tuple[str, ...],
+    called: tuple[str, ...],
+    forms: tuple[str, ...],
+    binding: str | None,
+) -> None:
+    """Deploy a BPMN file (with its DMN tables, called processes and form files) as a new
+    version unless unchanged."""
     import json
 
     from formwork.runtime.errors import ValidationFailed
@@ -251,9 +266,11 @@ def process_deploy(bpmn: str, dmn: tuple[str, ...], binding: str | None) -> None
     session = get_session()
     try:
         texts = [Path(p).read_text(encoding="utf-8") for p in dmn]
+        library = {Path(p).name: Path(p).read_text(encoding="utf-8") for p in called}
+        schemas = {Path(p).name: json.loads(Path(p).read_text(encoding="utf-8")) for p in forms}
         row, created = deploy(
             session, Path(bpmn).read_text(encoding="utf-8"), texts, principal=system_principal(),
-            binding=json.loads(binding) if binding else None,
+            binding=json.loads(binding) if binding else None, library=library, forms=schemas,
         )  # fmt: skip
     except (ValidationFailed, ValueError) as exc:
         text = _problems(exc) if isinstance(exc, ValidationFailed) else str(exc)

@@ -1,4 +1,6 @@
-"""Workflow endpoints: the task inbox, task detail and actions, process instances, deploys."""
+"""Workflow endpoints: the task inbox, task detail and actions, process instances, messages
+and signals, deploys. Every step runs under the kernel's one failure policy
+(`workflow.steps.run_step`)."""
 
 from __future__ import annotations
 
@@ -11,22 +13,25 @@ from flask import jsonify, request, url_for
 from formwork import context
 from formwork.api import bp
 from formwork.api.context import json_body, record_service
+from formwork.api.problems import problem
 from formwork.auth import current_principal
 from formwork.context import get_session, registry
 from formwork.runtime.errors import (
     BadQuery,
     FieldError,
     PermissionDenied,
-    RuntimeFailure,
     ValidationFailed,
 )
 from formwork.runtime.security import Principal
-from formwork.runtime.workflow import actions, views
+from formwork.runtime.workflow import actions, messages, views
 from formwork.runtime.workflow.context import StepFailed
 from formwork.runtime.workflow.deploy import deploy
+from formwork.runtime.workflow.errors import problem_fields
+from formwork.runtime.workflow.instructions import task_instructions
 from formwork.runtime.workflow.models import ProcessInstance
 from formwork.runtime.workflow.notifications import mark_read, notifications_for
-from formwork.runtime.workflow.service import WorkflowService, record_failure
+from formwork.runtime.workflow.service import WorkflowService
+from formwork.runtime.workflow.steps import retry_failed, run_step
 from formwork.runtime.workflow.tasks import get_row, inbox
 
 MAX_QUERY_INT = 2**31 - 1  # an INTEGER column; ids are BIGINT
@@ -54,20 +59,17 @@ def _body() -> dict[str, Any]:
 def _committed(
     service: WorkflowService, run: Callable[[], ProcessInstance], retry: dict[str, Any]
 ) -> ProcessInstance:
-    """Run a step and commit; a failed step is rolled back and its error shown on the instance."""
-    try:
-        instance = run()
-    except StepFailed as exc:
-        service.session.rollback()
-        if exc.instance_id is not None and retry.get("instance_id") is not None:
-            record_failure(service.session, exc.instance_id, str(exc), retry)
-            service.session.commit()
-        raise
-    except RuntimeFailure:
-        service.session.rollback()
-        raise
-    service.session.commit()
-    return instance
+    """Run a step under the one failure policy: commit it, or keep nothing of it and show
+    the error (with what a retry runs again) on the instance."""
+    return run_step(service.session, run, retry, instance_id=retry.get("instance_id"))
+
+
+@bp.errorhandler(StepFailed)
+def _step_failed(exc: StepFailed) -> Any:
+    """Answer a failed step with a 422 problem naming the instance, step, element and cause."""
+    from formwork.api import locale
+
+    return problem(exc.status, exc.title, str(exc), exc.kind, None, locale(), **problem_fields(exc))
 
 
 def _now() -> dt.datetime:
@@ -116,7 +118,10 @@ def notification_read_view(notification_id: int) -> Any:
 def task_view(task_id: str) -> Any:
     """Return a task with its form (JSON Schema), its record, actions and the history."""
     service = workflow_service()
-    return jsonify(views.task_detail(service, get_row(service.session, task_id), record_service()))
+    row = get_row(service.session, task_id)
+    detail = views.task_detail(service, row, record_service())
+    detail["instructions"] = task_instructions(service, row)
+    return jsonify(detail)
 
 
 @bp.post("/tasks/<task_id>/complete")
@@ -186,7 +191,7 @@ def retry_view(instance_id: int) -> Any:
     if not service.principal.is_admin:
         raise PermissionDenied("only administrators retry failed steps")
     instance = _committed(
-        service, lambda: views.retry(service, instance_id), {"instance_id": instance_id}
+        service, lambda: retry_failed(service, instance_id), {"instance_id": instance_id}
     )
     return jsonify(views.instance_json(service, instance, with_tasks=True))
 
@@ -232,14 +237,56 @@ def deploy_view() -> Any:
     dmn = body.get("dmn") or []
     if not isinstance(dmn, list) or not all(isinstance(d, str) for d in dmn):
         raise ValidationFailed([FieldError("/dmn", "type", {"expected": "array of strings"})])
+    library, forms = _called(body.get("called")), _forms(body.get("forms"))
     session = get_session()
     row, created = deploy(
         session, body["bpmn"], dmn, principal=_principal(), binding=body.get("binding"),
-        entities=list(registry().entities),
+        entities=list(registry().entities), library=library, forms=forms,
     )  # fmt: skip
     session.commit()
     context.kernel().definitions_changed()
     return jsonify(views.definition_json(row)), 201 if created else 200
+
+
+def _called(value: Any) -> dict[str, str]:
+    """Return the BPMN documents a deploy request gives for its call activities, by name."""
+    if value is None:
+        return {}
+    if not isinstance(value, list) or not all(isinstance(d, str) for d in value):
+        raise ValidationFailed([FieldError("/called", "type", {"expected": "array of strings"})])
+    return {f"called[{i}]": text for i, text in enumerate(value)}
+
+
+def _forms(value: Any) -> dict[str, Any]:
+    """Return the form schemas a deploy request gives, by the file name the BPMN uses."""
+    if value is None:
+        return {}
+    if not isinstance(value, dict) or not all(isinstance(v, dict) for v in value.values()):
+        detail = "an object of form file name to JSON Schema"
+        raise ValidationFailed([FieldError("/forms", "invalid", {"detail": detail})])
+    return dict(value)
+
+
+@bp.post("/messages")
+def messages_view() -> Any:
+    """Deliver a message: {"name", "correlation": {...}, "payload": {...}} to the one process
+    waiting for it (administrators, or a role the process binding lists under `senders`)."""
+    body = _body()
+    service = workflow_service()
+    name, correlation, payload = messages.check_request(
+        body.get("name"), body.get("correlation"), body.get("payload")
+    )
+    instance = messages.deliver_message(service, name, correlation, payload)
+    return jsonify(views.instance_json(service, instance, with_tasks=True))
+
+
+@bp.post("/signals")
+def signals_view() -> Any:
+    """Send a signal: {"name", "payload": {...}} to every process waiting for it that the
+    caller may reach; each receives it in its own step."""
+    body = _body()
+    service = workflow_service()
+    return jsonify(messages.broadcast_signal(service, body.get("name"), body.get("payload")))
 
 
 @bp.get("/process-definitions")

@@ -50,6 +50,8 @@ ENDPOINT_AREAS: dict[str, str] = {
     "api.definitions_view": "workflow",
     "api.notifications_view": "workflow",
     "api.notification_read_view": "workflow",
+    "api.messages_view": "workflow",
+    "api.signals_view": "workflow",
     # administration: deploying and migrating processes, packs, the security log
     "api.deploy_view": "admin",
     "api.migrate_view": "admin",

@@ -19,9 +19,13 @@ from formwork.runtime.errors import Conflict, FieldError, RuntimeFailure, Valida
 from formwork.runtime.fields import get_field_type
 from formwork.runtime.titles import user_names
 from formwork.runtime.workflow import actions, views
+from formwork.runtime.workflow.binding import to_json
+from formwork.runtime.workflow.context import StepFailed
+from formwork.runtime.workflow.instructions import task_instructions
 from formwork.runtime.workflow.models import TaskRow
 from formwork.runtime.workflow.notifications import mark_read, notifications_for
 from formwork.runtime.workflow.service import WorkflowService
+from formwork.runtime.workflow.steps import run_step
 from formwork.runtime.workflow.tasks import candidates, count_open_tasks, get_row, inbox
 from formwork.web import bp
 from formwork.web.context import lookups_for, principal
@@ -115,14 +119,19 @@ def task_page(task_id: str) -> Any:
     comment = request.form.get("comment", "")
     try:
         data = _action_data(service, row, action)
-        actions.complete(service, task_id, action, comment, data)
-    except (Conflict, ValidationFailed) as exc:
-        service.session.rollback()  # nothing half-done: the step is all or nothing
-        return _render_task(service, get_row(service.session, task_id), exc, action, comment)
-    except RuntimeFailure:
+        retry = {"instance_id": row.instance_id, "task_id": task_id, "action": action,
+                 "comment": comment, "data": to_json(data)}  # fmt: skip
+        # The kernel's one failure policy: a failed step keeps nothing and is shown, with
+        # its retry, on the instance, as from the API and the worker.
+        run_step(
+            service.session,
+            lambda: actions.complete(service, task_id, action, comment, data),
+            retry,
+            instance_id=row.instance_id,
+        )
+    except (Conflict, ValidationFailed, StepFailed) as exc:
         service.session.rollback()
-        raise
-    service.session.commit()
+        return _render_task(service, get_row(service.session, task_id), exc, action, comment)
     flash(_("Done: %(step)s", step=row.name), "success")
     return redirect(url_for("web.inbox_page"))
 
@@ -147,6 +156,8 @@ def _render_task(
         "return_steps": _return_steps(service.session, row),
         "users": [(str(i), name) for i, name in candidates(service.session, row)],
         "conflict": str(error) if isinstance(error, Conflict) else None,
+        "failed": str(error) if isinstance(error, StepFailed) else None,
+        "instructions": task_instructions(service, row),
         "problems": errors.get("", []),
         "action": action,
         "comment": comment,

@@ -70,6 +70,9 @@ POLICIES: dict[str, dict[str, Policy]] = {
     "api.notification_read_view": {
         "POST": api("signed_in", "/notifications/{MISSING}/read", body={})
     },
+    # messages and signals: each receiving process checks its binding's `senders`
+    "api.messages_view": {"POST": api("signed_in", "/messages", body={})},
+    "api.signals_view": {"POST": api("signed_in", "/signals", body={})},
     "api.deploy_view": {"POST": api("admin", "/process-definitions", body={})},
     "api.migrate_view": {"POST": api("admin", "/processes/migrate", body={})},
     # administration

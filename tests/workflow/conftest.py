@@ -77,3 +77,32 @@ def wf_for(session: Any, runtime: WorkflowRuntime, ccb: dict[str, Any]) -> Any:
 def wf_api(app: Flask, ccb: dict[str, Any]) -> Any:
     """Return a factory of API clients for a named person."""
     return lambda name: Api(app.test_client(), ccb[name]["token"])
+
+
+PEOPLE = {
+    "requester": ["requester"],
+    "reviewer": ["reviewer"],
+    "finance": ["finance"],
+    "purchaser": ["purchaser"],
+    "dispatcher": ["dispatcher"],
+    "outsider": ["outsider"],
+    "chief": ["admin"],
+}
+
+
+@pytest.fixture
+def people(app: Flask, session: Any) -> dict[str, Any]:
+    """Create one user per role the engine tests' processes use (and an administrator)."""
+    found: dict[str, Any] = {}
+    for name, roles in PEOPLE.items():
+        user = create_user(session, name, PASSWORD, roles)
+        token = create_token(session, user, "t", scopes=SCOPES)
+        found[name] = {"id": user.id, "token": token, "user": user}
+    session.commit()
+    return found
+
+
+@pytest.fixture
+def api_for(app: Flask, people: dict[str, Any]) -> Any:
+    """Return a factory of API clients for one of `people`."""
+    return lambda name: Api(app.test_client(), people[name]["token"])

@@ -280,5 +280,5 @@ def test_pack_check_refuses_a_service_outside_the_pack_s_reach(tmp_path):
     (tmp_path / "pack.json").write_text(json.dumps(manifest), "utf-8")
     with pytest.raises(PackInvalid) as caught:
         check_pack(read_pack(tmp_path))
-    found = [p for p in caught.value.problems if p.code == "pack.E063"]
+    found = [p for p in caught.value.problems if p.code == "pack.E064"]
     assert found and "may not act on 'cost_center.cost_entry'" in found[0].message

@@ -164,11 +164,13 @@ class _Checker:
                 return  # unreadable or refused XML is reported already
             sources[path] = text
         dmn = [text for p, text in sources.items() if p.endswith(".dmn")]
-        for path, text in sources.items():
-            if not path.endswith(".bpmn"):
-                continue
+        bpmn = {p: text for p, text in sources.items() if p.endswith(".bpmn")}
+        forms = self.check_forms()
+        for path, text in bpmn.items():
+            # Call activities may call the pack's other processes; tasks may name its forms.
+            library = {p: t for p, t in bpmn.items() if p != path}
             try:
-                parsed = parse_process(text, dmn)
+                parsed = parse_process(text, dmn, library=library, forms=forms)
             except ValidationFailed as exc:
                 for error in exc.errors:
                     self.add("pack.E062", path, error.pointer, error.message("en"))
@@ -178,7 +180,7 @@ class _Checker:
     def check_process(self, path: str, parsed: Any) -> None:
         """Check a process's outcomes (for the entity bound to it), its service tasks (known
         services, parameters, the pack's reach) and its task forms."""
-        from formwork.runtime.workflow.checks import process_problems
+        from formwork.runtime.workflow.process_rules import process_problems
         from formwork.runtime.workflow.services import default_services
 
         entities = self.all_entities()
@@ -194,7 +196,22 @@ class _Checker:
         fields = {k: frozenset(f.name for f in e.fields) for k, e in entities.items()}
         specs = [parsed.spec, *parsed.subprocess_specs.values()]
         for problem in process_problems(specs, binding, default_services(), packs, fields):
-            self.add("pack.E063", path, "", problem)
+            self.add("pack.E064", path, "", problem)
+
+    def check_forms(self) -> dict[str, Any]:
+        """Check each task form file is a JSON Schema of type object; return them by path."""
+        from formwork.runtime.workflow.checks import form_schema_problem
+
+        forms = {}
+        for path in self.manifest.paths("forms"):
+            document = self.checked.documents.get(path)
+            if document is None:
+                continue
+            problem = form_schema_problem(document)
+            if problem:
+                self.add("pack.E063", path, "", problem)
+            forms[path] = document
+        return forms
 
     def check_entities(self) -> None:
         for path, document in self.checked.entities.items():

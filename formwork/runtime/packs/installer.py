@@ -247,11 +247,15 @@ def _deploy_workflows(
     paths = checked.manifest.paths("workflows")
     texts = {p: patches.get(p) or checked.documents[p] for p in paths}
     dmn = [t for p, t in texts.items() if p.endswith(".dmn")]
-    for path, text in texts.items():
+    bpmn = {p: t for p, t in texts.items() if p.endswith(".bpmn")}
+    forms = {p: checked.documents[p] for p in checked.manifest.paths("forms")}
+    for path, text in bpmn.items():
         if path.endswith(".bpmn"):
+            library = {p: t for p, t in bpmn.items() if p != path}  # called processes
             row, created = deploy(
-                session, text, dmn, principal=system_principal(), pack=checked.name
-            )
+                session, text, dmn, principal=system_principal(), pack=checked.name,
+                library=library, forms=forms,
+            )  # fmt: skip
             if created:
                 options.report.append(f"{checked.name}: deployed {row.key} version {row.version}")
 

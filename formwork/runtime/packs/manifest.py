@@ -23,6 +23,7 @@ KINDS = (
     "entities",
     "layouts",
     "workflows",
+    "forms",
     "reports",
     "dashboards",
     "roles",

@@ -40,7 +40,8 @@ CODES = {
     "pack.E060": "XML with a DOCTYPE (entities are refused)",
     "pack.E061": "XML not well-formed",
     "pack.E062": "BPMN/DMN invalid or unsafe (parse error, or an expression the evaluator refuses)",
-    "pack.E063": "process binding, service task or task form refused (an end event without an "
+    "pack.E063": "task form schema invalid (not a JSON Schema of type object)",
+    "pack.E064": "process binding, service task or task form refused (an end event without an "
     "outcome, an unknown service or parameter, an entity outside the pack's reach, a form "
     "field that assigns or routes)",
     "pack.E070": "fixture invalid",

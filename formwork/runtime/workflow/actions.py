@@ -12,7 +12,6 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from typing import Any
-from uuid import UUID
 
 import jsonschema
 import sqlalchemy as sa
@@ -25,6 +24,7 @@ from formwork.runtime.workflow.context import StepContext
 from formwork.runtime.workflow.models import HistoryEntry, ProcessInstance, TaskRow
 from formwork.runtime.workflow.outcomes import DECISION, routes_on_decision
 from formwork.runtime.workflow.service import WorkflowService, check_data
+from formwork.runtime.workflow.spiff import find_task
 from formwork.runtime.workflow.tasks import (
     candidates,
     form_schema,
@@ -62,19 +62,12 @@ def complete(
     def change(workflow: BpmnWorkflow, ctx: StepContext) -> None:
         # The state was read under the instance lock: if another step completed the task
         # while we waited for the lock, the task is no longer ready in it.
-        task = workflow.get_task_from_id(UUID(row.id)) if _known(workflow, row.id) else None
+        task = find_task(workflow, row.id)  # in a subprocess too
         if task is None or task.state != TaskState.READY:
             raise Conflict(f"task {row.id} is no longer ready").coded("task_gone")
         HANDLERS[action](service, workflow, ctx, row, task, comment, data)
 
     return service.step(row.instance_id, change)
-
-
-def _known(workflow: BpmnWorkflow, task_id: str) -> bool:
-    try:
-        return workflow.get_task_from_id(UUID(task_id)) is not None
-    except Exception:  # noqa: BLE001  (Spiff raises its own TaskNotFoundException)
-        return False
 
 
 def _check_request(action: Any, comment: Any, data: Any) -> tuple[str, str, dict[str, Any]]:

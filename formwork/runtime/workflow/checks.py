@@ -1,162 +1,284 @@
-"""What deploy and `pack check` verify of a process beyond its expressions:
+"""What a process is checked for before it is deployed (or its pack is installed).
 
-- every end event of a bound process has an outcome (outcomes.py);
-- every service task calls a registered service with its declared parameters, names its
-  entity and field as quoted constants, and stays within the pack's reach (its own entities
-  and those of the packs it depends on);
-- a task's form declares only fields an approver may set: never a variable that assigns a
-  step (assignee/due expressions), nor one the process computes (scripts, service results,
-  DMN outputs), nor the platform's own names.
+- Every script, condition, timer, multi-instance, assignee, DMN, message and correlation
+  expression, and every `{{ placeholder }}` of a task's instructions, must be accepted by
+  the safe expression language.
+- Timer expressions: a bare name that reads like an ISO 8601 duration, date or cycle is
+  refused ("quote it: 'PT1S'"); a constant one is evaluated and parsed here, not when
+  the process reaches it.
+- Spiff extensions: only those Formwork implements are accepted; any other is refused with
+  the reason, never silently ignored.
+- A task form (`form` property, or a `formJsonSchemaFilename` resolved by deploy) must be
+  a JSON Schema of type object.
 """
 
 from __future__ import annotations
 
 import ast
+import datetime as dt
+import json
+import re
 from collections.abc import Iterable, Iterator, Mapping
 from typing import Any
 
-from formwork.runtime.expressions import assigned_names, expression_names
-from formwork.runtime.workflow.outcomes import DECISION, outcome_problems
-from formwork.runtime.workflow.tasks import spec_form
+import jsonschema
+from SpiffWorkflow.bpmn.specs.event_definitions.timer import (
+    CycleTimerEventDefinition,
+    DurationTimerEventDefinition,
+    TimeDateEventDefinition,
+    TimerEventDefinition,
+)
 
-RESERVED = frozenset({DECISION, "comment", "record_id", "entity", "assignee", "submitter"})
-ASSIGNING = ("assignee", "due")
+from formwork.runtime.errors import FieldError
+from formwork.runtime.expressions import ExpressionError, check, check_script, evaluate
 
-
-def process_problems(
-    specs: Iterable[Any],
-    binding: Mapping[str, Any] | None,
-    services: Mapping[str, Any],
-    packs: frozenset[str] | None = None,
-    fields: Mapping[str, frozenset[str]] | None = None,
-) -> list[str]:
-    """Return every problem of a parsed process (its spec first, then its subprocesses).
-
-    `packs` (the process's pack and those it depends on: what it may act on) and `fields`
-    (entity key → field names, for the entities known) are given by `pack check`."""
-    specs = list(specs)
-    problems: list[str] = []
-    if binding and binding.get("entity") and specs:
-        problems += list(outcome_problems(specs[0], binding))
-    task_specs = [ts for spec in specs for ts in spec.task_specs.values()]
-    for ts in task_specs:
-        if hasattr(ts, "operation_name"):
-            problems += list(_service_problems(ts, services, packs, fields))
-    problems += list(_form_problems(task_specs))
-    problems += list(_rule_problems(task_specs, binding))
-    return problems
-
-
-def _rule_problems(task_specs: list[Any], binding: Mapping[str, Any] | None) -> Iterator[str]:
-    from formwork.runtime.workflow.assignment import rule_problem
-
-    if binding and binding.get("self_approval") is not None:
-        found = rule_problem(binding["self_approval"])
-        if found:
-            yield f"binding: {found}"
-    for ts in task_specs:
-        props = ((getattr(ts, "extensions", None) or {}).get("properties")) or {}
-        if props.get("self_approval") is not None:
-            found = rule_problem(props["self_approval"])
-            if found:
-                yield f"{_label(ts)}: {found}"
-
-
-def _label(ts: Any) -> str:
-    name = getattr(ts, "bpmn_name", None)
-    return f"element '{ts.bpmn_id}'" + (f" ({name})" if name else "")
+SPIFF_NS = "http://spiffworkflow.org/bpmn/schema/1.0/core"
+EXPRESSION_PROPERTIES = ("assignee", "due")
+PROPERTIES = {
+    "assignee": "an expression giving the user (id or name) a task is assigned to",
+    "due": "an expression giving an ISO 8601 duration until the task is due",
+    "form": "the task's form, a JSON Schema",
+}
+EXTENSIONS = frozenset(
+    {
+        "properties", "property", "serviceTaskOperator", "parameters", "parameter",
+        "calledDecisionId", "preScript", "postScript", "formJsonSchemaFilename",
+        "instructionsForEndUser", "messageVariable", "messagePayload",
+        "processVariableCorrelation", "propertyId", "expression", "payloadExpression",
+        "variableName",
+    }
+)  # fmt: skip
+REFUSED = {
+    "formUiSchemaFilename": "Formwork lays out task forms from their JSON Schema; "
+    "a UI schema would be ignored",
+    "unitTests": "Formwork does not run script unit tests; keep them outside the BPMN",
+    "taskMetadataValues": "task metadata is not shown or stored by Formwork",
+    "signalButtonLabel": "Formwork shows no signal buttons; send signals through "
+    "POST /api/v1/signals or a send_signal service task",
+    "allowGuest": "Formwork has no guest tasks; every task needs a signed-in user",
+    "guestConfirmation": "Formwork has no guest tasks",
+    "retry": "service retries are not supported; a failed step is retried by the worker "
+    "or an administrator",
+}
+_PLACEHOLDER = re.compile(r"\{\{(.*?)\}\}", re.DOTALL)
+# A name that is really an ISO 8601 duration (P2D, PT48H) or a basic-format time (T1000).
+_ISO_LOOKING = re.compile(
+    r"P(?=\w*\d)(\d+Y)?(\d+M)?(\d+W)?(\d+D)?(T(\d+H)?(\d+M)?(\d+S)?)?|T\d{2,6}", re.IGNORECASE
+)
+_CHECK_MOMENT = dt.datetime(2000, 1, 1, tzinfo=dt.UTC)
 
 
-def _service_problems(
-    ts: Any,
-    services: Mapping[str, Any],
-    packs: frozenset[str] | None,
-    fields: Mapping[str, frozenset[str]] | None,
-) -> Iterator[str]:
-    spec = services.get(ts.operation_name)
-    if spec is None:
-        known = ", ".join(sorted(services))
-        yield f"{_label(ts)}: unknown service '{ts.operation_name}' (known: {known})"
-        return
-    given = dict(getattr(ts, "operation_params", None) or {})
-    for name in sorted(set(given) - set(spec.params)):
-        yield f"{_label(ts)}: service '{spec.name}' has no parameter '{name}'"
-    for name, param in spec.params.items():
-        if param.required and name not in given:
-            yield f"{_label(ts)}: service '{spec.name}' needs the parameter '{name}'"
-    for group in spec.one_of:
-        if not any(name in given for name in group):
-            yield f"{_label(ts)}: service '{spec.name}' needs one of {', '.join(group)}"
-    constants = {}
-    for name, param in spec.params.items():
-        if param.literal and name in given:
-            value = _constant(given[name].get("value"))
-            if not isinstance(value, str):
-                yield f"{_label(ts)}: parameter '{name}' must be a quoted name, like 'pack.name'"
-            constants[param.literal] = value
-    yield from _reach_problems(ts, constants, packs, fields)
+def error(pointer: str, detail: str) -> FieldError:
+    """Return a deploy problem about a BPMN/DMN document."""
+    return FieldError(pointer, "bpmn", {"detail": detail})
 
 
-def _reach_problems(
-    ts: Any,
-    constants: Mapping[str, Any],
-    packs: frozenset[str] | None,
-    fields: Mapping[str, frozenset[str]] | None,
-) -> Iterator[str]:
-    entity = constants.get("entity")
-    if not isinstance(entity, str):
-        return
-    pack = entity.partition(".")[0]
-    if packs is not None and pack not in packs:
-        yield (
-            f"{_label(ts)}: the process may not act on '{entity}': only on its pack's entities "
-            "and those of the packs it declares in `depends`"
-        )
-        return
-    known_packs = {key.partition(".")[0] for key in fields or {}}
-    if fields is not None and pack in known_packs and entity not in fields:
-        yield f"{_label(ts)}: unknown entity '{entity}'"
-        return
-    field_name = constants.get("field")
-    known = fields.get(entity) if fields is not None else None
-    if known is not None and isinstance(field_name, str) and field_name not in known:
-        yield f"{_label(ts)}: '{entity}' has no field '{field_name}'"
+def element_error(
+    task_spec: Any, lines: Mapping[str, int], kind: str, exc: Exception | str
+) -> FieldError:
+    """Return a problem naming the BPMN element, its line and what was refused."""
+    bpmn_id = getattr(task_spec, "bpmn_id", None) or task_spec.name
+    name = getattr(task_spec, "bpmn_name", None)
+    label = f"'{bpmn_id}'" + (f" ({name})" if name else "")
+    line = lines.get(bpmn_id)
+    at = f" at line {line}" if line else ""
+    return error("/bpmn", f"element {label}{at}: {kind} refused: {exc}")
 
 
-def _constant(text: Any) -> Any:
+# --- expressions --------------------------------------------------------------------------------
+
+
+def check_specs(specs: Iterable[Any], lines: Mapping[str, int]) -> Iterator[FieldError]:
+    """Yield a problem for every expression, timer or form a process may not have."""
+    for spec in specs:
+        for task_spec in spec.task_specs.values():
+            for kind, text in _texts(task_spec):
+                try:
+                    (check_script if kind == "script" else check)(text)
+                except ExpressionError as exc:
+                    yield element_error(task_spec, lines, kind, exc)
+            for problem in _timer_problems(task_spec):
+                yield element_error(task_spec, lines, "timer", problem)
+            props = _properties(task_spec)
+            if props.get("form"):
+                form_problem = form_schema_problem(props["form"])
+                if form_problem:
+                    yield element_error(task_spec, lines, "form", form_problem)
+
+
+def _properties(task_spec: Any) -> dict[str, str]:
+    return dict(((getattr(task_spec, "extensions", None) or {}).get("properties")) or {})
+
+
+def form_schema_problem(schema: Any) -> str | None:
+    """Return why a task form (JSON text or a parsed schema) is not usable, or None."""
     try:
-        return ast.literal_eval(str(text))
-    except (ValueError, SyntaxError, RecursionError, MemoryError):
-        return None
+        parsed = json.loads(schema) if isinstance(schema, str) else schema
+        jsonschema.Draft202012Validator.check_schema(parsed)
+    except (ValueError, jsonschema.SchemaError) as exc:
+        return f"not a JSON Schema: {str(exc).splitlines()[0]}"
+    if not isinstance(parsed, dict) or parsed.get("type") != "object":
+        return "a form must be a JSON Schema of type 'object'"
+    return None
 
 
-def routing_names(task_specs: Iterable[Any]) -> frozenset[str]:
-    """Return the variables that assign steps or that the process computes itself."""
-    names: set[str] = set(RESERVED)
-    for ts in task_specs:
-        props = ((getattr(ts, "extensions", None) or {}).get("properties")) or {}
-        for key in ASSIGNING:
-            if props.get(key):
-                names |= expression_names(str(props[key]))
-        if getattr(ts, "script", None):
-            names |= assigned_names(str(ts.script))
-        if getattr(ts, "result_variable", None):
-            names.add(str(ts.result_variable))
-        engine = getattr(ts, "dmnEngine", None)
-        if engine is not None:
-            names |= {str(o.name) for o in engine.decision_table.outputs if o.name}
-    return frozenset(names)
+def _texts(task_spec: Any) -> Iterator[tuple[str, str]]:
+    for attr in ("script", "prescript", "postscript"):
+        if getattr(task_spec, attr, None):
+            yield "script", getattr(task_spec, attr)
+    for condition, _target in getattr(task_spec, "cond_task_specs", None) or ():
+        text = condition.args[0] if hasattr(condition, "args") else condition
+        if text:
+            yield "condition", str(text)
+    for attr in ("cardinality", "condition"):
+        value = getattr(task_spec, attr, None)
+        if isinstance(value, str) and value:
+            yield attr, value
+    event = getattr(task_spec, "event_definition", None)
+    if event is not None:
+        yield from _event_texts(event)
+    for param in (getattr(task_spec, "operation_params", None) or {}).values():
+        yield "service parameter", str(param.get("value", ""))
+    props = _properties(task_spec)
+    for name in EXPRESSION_PROPERTIES:
+        if props.get(name):
+            yield f"{name} expression", props[name]
+    for placeholder in placeholders(_extensions(task_spec).get("instructionsForEndUser")):
+        yield "instructions placeholder", placeholder
+    engine = getattr(task_spec, "dmnEngine", None)
+    if engine is not None:
+        yield from _dmn_texts(engine.decision_table)
 
 
-def _form_problems(task_specs: list[Any]) -> Iterator[str]:
-    protected = routing_names(task_specs)
-    for ts in task_specs:
-        try:
-            form = spec_form(ts)
-        except ValueError:
-            continue  # the form itself is reported by the deploy check
-        for name in sorted(set(form.get("properties") or ()) & protected):
-            yield (
-                f"{_label(ts)}: the form may not set '{name}': it assigns a step or is computed "
-                "by the process; declare an approver field of its own (e.g. an approved amount)"
-            )
+def _extensions(task_spec: Any) -> dict[str, Any]:
+    return dict(getattr(task_spec, "extensions", None) or {})
+
+
+def placeholders(text: Any) -> list[str]:
+    """Return the expressions of the `{{ expression }}` placeholders of a text."""
+    return [m.strip() for m in _PLACEHOLDER.findall(text)] if isinstance(text, str) else []
+
+
+def _event_texts(event: Any) -> Iterator[tuple[str, str]]:
+    for inner in getattr(event, "event_definitions", None) or ():
+        yield from _event_texts(inner)
+    expression = getattr(event, "expression", None)
+    if isinstance(expression, str) and expression:
+        yield "event expression", expression
+    for attr in ("correlation_properties", "process_correlations"):
+        for prop in getattr(event, attr, None) or ():
+            if prop.retrieval_expression:
+                yield "correlation expression", prop.retrieval_expression
+
+
+def _dmn_texts(table: Any) -> Iterator[tuple[str, str]]:
+    for item in table.inputs:
+        if item.expression:
+            yield "DMN input", item.expression
+    for rule in table.rules:
+        for entry in rule.inputEntries:
+            for lhs in entry.lhs:
+                if lhs is not None:
+                    yield "DMN cell", _dmn_match(entry.input.expression or "", lhs)
+        for entry in rule.outputEntries:
+            if entry.text:
+                yield "DMN output", entry.text
+
+
+def _dmn_match(input_expr: str, match: str) -> str:
+    """Return the expression the DMN engine will evaluate for one input cell."""
+    match = re.sub(r"(\?)(?=(?:[^'\"]|['\"][^'\"]*['\"])*$)", "dmninputexpr", match)
+    if "dmninputexpr" in match:
+        return match
+    try:
+        ast.parse(match)
+    except SyntaxError:
+        return f"{input_expr} {match}"
+    return f"({input_expr}) == ({match})"
+
+
+# --- timers -------------------------------------------------------------------------------------
+
+
+def _timers(event: Any) -> Iterator[Any]:
+    for inner in getattr(event, "event_definitions", None) or ():
+        yield from _timers(inner)
+    if isinstance(event, TimerEventDefinition):
+        yield event
+
+
+def _timer_problems(task_spec: Any) -> Iterator[str]:
+    for timer in _timers(getattr(task_spec, "event_definition", None)):
+        problem = timer_problem(timer)
+        if problem:
+            yield problem
+
+
+def timer_problem(timer: Any) -> str | None:
+    """Return why a timer's expression cannot work, when that can be known at deploy."""
+    text = str(timer.expression or "").strip()
+    if not text:
+        return "the timer has no expression"
+    try:
+        tree = ast.parse(text, mode="eval")
+    except SyntaxError:
+        return None  # reported by the expression check
+    if isinstance(tree.body, ast.Name) and _ISO_LOOKING.fullmatch(text):
+        return f"{text!r} reads as a variable name; quote it: '{text}'"
+    if any(isinstance(node, ast.Name) for node in ast.walk(tree)):
+        return None  # depends on the process data: checked when the timer starts
+    try:
+        value = evaluate(text, {}, now=_CHECK_MOMENT)
+    except ExpressionError as exc:
+        return str(exc)
+    return _timer_value_problem(timer, value)
+
+
+def _timer_value_problem(timer: Any, value: Any) -> str | None:
+    if not isinstance(value, str):
+        return f"{timer.expression!r} gives {value!r}, not ISO 8601 text; quote it"
+    try:
+        if isinstance(timer, DurationTimerEventDefinition):
+            TimerEventDefinition.parse_iso_duration(value)
+        elif isinstance(timer, TimeDateEventDefinition):
+            TimerEventDefinition.get_datetime(value)
+        elif isinstance(timer, CycleTimerEventDefinition):
+            TimerEventDefinition.parse_iso_recurring_interval(value)
+    except Exception:  # noqa: BLE001  (Spiff's parsers raise bare Exception)
+        kind = {
+            DurationTimerEventDefinition: "an ISO 8601 duration such as 'PT2H' or 'P2D'",
+            TimeDateEventDefinition: "an ISO 8601 date and time such as '2026-03-16T10:00'",
+            CycleTimerEventDefinition: "an ISO 8601 cycle such as 'R3/PT1H'",
+        }.get(type(timer), "an ISO 8601 value")
+        return f"{value!r} is not {kind}"
+    return None
+
+
+# --- spiff extensions ---------------------------------------------------------------------------
+
+
+def extension_problems(tree: Any, lines: Mapping[str, int]) -> Iterator[FieldError]:
+    """Yield a problem for every Spiff extension element Formwork does not implement."""
+    for node in tree.iter(f"{{{SPIFF_NS}}}*"):
+        name = node.tag.split("}", 1)[1]
+        owner = _owner_id(node)
+        at = f"element '{owner}'" + (f" at line {node.sourceline}" if node.sourceline else "")
+        if name == "property":
+            prop = node.get("name", "")
+            if prop not in PROPERTIES:
+                known = ", ".join(sorted(PROPERTIES))
+                yield error("/bpmn", f"{at}: spiffworkflow property '{prop}' is not one "
+                                     f"Formwork reads ({known})")  # fmt: skip
+        elif name not in EXTENSIONS:
+            reason = REFUSED.get(name, "Formwork does not implement it")
+            yield error("/bpmn", f"{at}: spiffworkflow:{name} refused: {reason}")
+
+
+def _owner_id(node: Any) -> str:
+    current = node
+    while current is not None:
+        found = current.get("id")
+        if found and not current.tag.startswith(f"{{{SPIFF_NS}}}"):
+            return str(found)
+        current = current.getparent()
+    return "?"

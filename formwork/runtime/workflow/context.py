@@ -23,9 +23,21 @@ class StepFailed(RuntimeFailure):
     title = "Workflow step failed"
     kind = "step-failed"
 
-    def __init__(self, message: str, instance_id: int | None = None) -> None:
+    def __init__(
+        self,
+        message: str,
+        instance_id: int | None = None,
+        *,
+        step: str | None = None,
+        element: str | None = None,
+        cause: str | None = None,
+        code: str | None = None,
+    ) -> None:
         super().__init__(message)
         self.instance_id = instance_id
+        # Where and why (see workflow/errors.py): the step's name, the BPMN element id, the
+        # cause, and the error code (a service's, or the kind of what failed).
+        self.step, self.element, self.cause, self.code = step, element, cause, code
 
 
 @dataclass

@@ -3,7 +3,9 @@
 SpiffWorkflow sends every condition, script, timer, multi-instance and DMN expression through
 its script engine, whose default is plain ``eval``/``exec``. ``SafeEnvironment`` replaces both
 with ``formwork.runtime.expressions``; the engine is not part of the serialized state, so
-``attach_engine`` must run after every load (``serializer.restore`` does it).
+``attach_engine`` must run after every load (``serializer.restore`` does it). A service task
+that fails raises ``ServiceFailed`` with its task, so the step can route it as a BPMN error.
+The state is stored in a versioned envelope (``state.py``).
 """
 
 from __future__ import annotations
@@ -25,7 +27,9 @@ from SpiffWorkflow.bpmn.serializer.helpers.encoder import create_encoder
 from SpiffWorkflow.spiff.serializer import DEFAULT_CONFIG
 
 from formwork.runtime.expressions import evaluate, run_script
+from formwork.runtime.workflow.errors import ServiceFailed
 from formwork.runtime.workflow.spiff import encoder_mode
+from formwork.runtime.workflow.state import unwrap, wrap
 
 ServiceCall = Callable[[Any, str, dict[str, Any]], Any]
 
@@ -67,7 +71,11 @@ class SafeScriptEngine(PythonScriptEngine):  # type: ignore[misc]
         if self.services is None:
             raise RuntimeError("no platform services are available to this step")
         params = {k: v["value"] for k, v in (kwargs.get("operation_params") or {}).items()}
-        result = self.services(task, str(kwargs.get("operation_name")), params)
+        name = str(kwargs.get("operation_name"))
+        try:
+            result = self.services(task, name, params)
+        except Exception as exc:  # noqa: BLE001  (routed as a BPMN error by the step)
+            raise ServiceFailed(task, name, exc) from exc
         return json.dumps(result, default=_json_default)
 
 
@@ -126,25 +134,27 @@ class StateSerializer:
         )
 
     def dump(self, workflow: BpmnWorkflow) -> str:
-        """Return the workflow's state as JSON text."""
+        """Return the workflow's state as JSON text, in the current envelope."""
         # Spiff's task converter leaves data deltas unconverted and relies on the encoder
         # mode of its registry, a flag on the shared object: hence the lock.
         with self._lock, encoder_mode(self.registry):
             dct = self.registry.convert(workflow)
-            return json.dumps(dct, cls=self._encoder, separators=(",", ":"))
+            return json.dumps(wrap(dct), cls=self._encoder, separators=(",", ":"))
 
     def load(
         self, text: str, spec: Any, subprocess_specs: Mapping[str, Any], engine: SafeScriptEngine
     ) -> BpmnWorkflow:
-        """Rebuild a workflow from stored state and its cached spec, with the safe engine."""
-        workflow = self.converter.restore_state(json.loads(text), spec, subprocess_specs)
+        """Rebuild a workflow from stored state (any known format, migrated) and its cached
+        spec, with the safe engine."""
+        workflow = self.converter.restore_state(unwrap(text), spec, subprocess_specs)
         attach_engine(workflow, engine)
         return workflow
 
 
 def attach_engine(workflow: BpmnWorkflow, engine: SafeScriptEngine) -> None:
-    """Give a workflow (and its subprocesses) the safe engine; required after every load."""
+    """Give a workflow the safe engine; required after every load.
+
+    Only the top workflow holds an engine: its sub-workflows (embedded and event
+    subprocesses, call activities) read the top's (`spiff.py` pins this).
+    """
     workflow.script_engine = engine
-    for sub in workflow.subprocesses.values():
-        if hasattr(sub, "script_engine"):
-            sub.script_engine = engine

@@ -33,6 +33,9 @@ class ProcessDefinition(Base):
     deployed_by: Mapped[int | None] = mapped_column(ID, default=None)
     # The module pack that shipped the process (None for one deployed by hand).
     pack: Mapped[str | None] = mapped_column(sa.String(40), default=None, index=True)
+    # What the BPMN draws on besides its DMN, resolved at deploy so a version is
+    # self-contained: {"bpmn": {name: xml} (called processes), "forms": {name: schema}}.
+    resources: Mapped[dict[str, Any] | None] = mapped_column(sa.JSON, default=None)
 
 
 class ProcessInstance(Base):
@@ -55,6 +58,9 @@ class ProcessInstance(Base):
     steps: Mapped[int] = mapped_column(sa.Integer(), default=0)
     error: Mapped[str | None] = mapped_column(sa.Text(), default=None)
     failed_action: Mapped[dict[str, Any] | None] = mapped_column(sa.JSON, default=None)
+    # Failed steps in a row, and when the worker may try a failed timer step again.
+    attempts: Mapped[int] = mapped_column(sa.Integer(), default=0, server_default="0")
+    next_try_at: Mapped[dt.datetime | None] = mapped_column(TS, default=None)
     timer_due_at: Mapped[dt.datetime | None] = mapped_column(TS, default=None)
     started_by: Mapped[int | None] = mapped_column(ID, default=None)
     started_at: Mapped[dt.datetime] = mapped_column(TS, default=utcnow)
@@ -200,4 +206,31 @@ class Posting(Base):
     result: Mapped[dict[str, Any]] = mapped_column(default=dict)
     reversal_of: Mapped[int | None] = mapped_column(ID, default=None)
     reversed_by: Mapped[int | None] = mapped_column(ID, default=None)
+    created_at: Mapped[dt.datetime] = mapped_column(TS, default=utcnow)
+
+
+class WaitingEvent(Base):
+    """The projection of one message or signal catch event an instance waits at, so a
+    delivery finds its instances with one indexed query instead of reading every state.
+
+    `correlation` holds the values the catch event's correlation properties take in the
+    instance; `correlation_key` is their canonical text (sorted JSON), indexed with the
+    event's kind and name.
+    """
+
+    __tablename__ = "fw_wf_waits"
+    __table_args__ = (
+        sa.Index("ix_fw_wf_waits_event", "kind", "name", "correlation_key"),
+        sa.Index("ix_fw_wf_waits_instance", "instance_id"),
+    )
+    id: Mapped[str] = mapped_column(sa.String(36), primary_key=True)  # the waiting task
+    instance_id: Mapped[int] = mapped_column(
+        sa.ForeignKey("fw_wf_instances.id", ondelete="CASCADE")
+    )
+    process_key: Mapped[str] = mapped_column(sa.String(100))
+    step: Mapped[str] = mapped_column(sa.String(200))
+    kind: Mapped[str] = mapped_column(sa.String(20))  # message | signal
+    name: Mapped[str] = mapped_column(sa.String(255))
+    correlation: Mapped[dict[str, Any]] = mapped_column(sa.JSON, default=dict)
+    correlation_key: Mapped[str] = mapped_column(sa.String(255), default="{}")
     created_at: Mapped[dt.datetime] = mapped_column(TS, default=utcnow)

@@ -36,13 +36,17 @@ from formwork.runtime.workflow.compact import compact
 from formwork.runtime.workflow.context import StepContext, StepFailed
 from formwork.runtime.workflow.deploy import ParsedProcess, SpecCache, latest_definition
 from formwork.runtime.workflow.engine import SafeScriptEngine, StateSerializer, attach_engine
+from formwork.runtime.workflow.errors import step_failure
 from formwork.runtime.workflow.guard import RecordGuard
 from formwork.runtime.workflow.jobs import Handler as JobHandler
 from formwork.runtime.workflow.lifecycle import IN_APPROVAL, refuse_submit
+from formwork.runtime.workflow.messages import event_services, project_waits, send_thrown
 from formwork.runtime.workflow.models import ProcessDefinition, ProcessInstance
 from formwork.runtime.workflow.outcomes import outcome_of, reached_end
 from formwork.runtime.workflow.services import ServiceSpec, default_services
 from formwork.runtime.workflow.spiff import step_moment
+from formwork.runtime.workflow.steps import record_failure as _record_failure
+from formwork.runtime.workflow.steps import run_engine
 from formwork.runtime.workflow.tasks import project, step_name
 from formwork.runtime.workflow.timers import next_timer
 
@@ -59,6 +63,8 @@ class WorkflowRuntime:
         self.serializer = StateSerializer()
         self.guard = RecordGuard()
         self.services: dict[str, ServiceSpec] = dict(services or default_services())
+        for name, spec in event_services().items():  # send_message, send_signal
+            self.services.setdefault(name, spec)
 
     def register(self, spec: ServiceSpec) -> None:
         """Add (or replace) a service that service tasks may call."""
@@ -306,8 +312,8 @@ class WorkflowService:
             if isinstance(exc, StepFailed):
                 exc.instance_id = instance.id
             raise
-        except Exception as exc:  # noqa: BLE001  (any engine error fails the step, with its text)
-            raise StepFailed(_engine_error(exc), instance.id) from exc
+        except Exception as exc:  # noqa: BLE001  (any engine error fails the step, naming where)
+            raise step_failure(exc, instance.id) from exc
         if instance.status == "running" and workflow.is_completed():
             self._complete(instance, workflow, ctx)
         self._save(instance, workflow, ctx)
@@ -320,7 +326,7 @@ class WorkflowService:
         bound = ctx.instance.record_id is not None
         policy = Policy.of(ctx.instance.started_by if bound else None, ctx.binding)
         for _round in range(MAX_SKIPS):
-            workflow.do_engine_steps()
+            run_engine(workflow)  # service failures become BPMN errors
             skipped = assign(self.session, workflow, ctx.now, policy)
             if not skipped:
                 return
@@ -366,11 +372,14 @@ class WorkflowService:
         compact(workflow)
         lanes = (ctx.binding or {}).get("lanes") or {}
         project(self.session, instance, workflow, lanes, ctx.now)
+        send_thrown(ctx, workflow)  # messages and signals for other processes, as jobs
+        instance.updated_at = ctx.now
+        project_waits(self.session, instance, workflow)
         instance.state = self.runtime.serializer.dump(workflow)
         instance.steps = (instance.steps or 0) + 1
-        instance.updated_at = ctx.now
         instance.error = None
         instance.failed_action = None
+        instance.attempts, instance.next_try_at = 0, None
         instance.timer_due_at = next_timer(workflow) if instance.status == "running" else None
         self.session.flush()
 
@@ -405,6 +414,10 @@ class WorkflowService:
         reach = self.registry.reach_of(pack)
         return reach | {bound} if known else reach
 
+    def binding(self, instance: ProcessInstance) -> dict[str, Any]:
+        """Return the effective binding of an instance's process."""
+        return self._binding(self.definition(instance.definition_id), instance.entity)
+
     def _binding(self, definition: ProcessDefinition, entity: str | None) -> dict[str, Any]:
         """Return the effective binding: the definition's, then the entity's workflow option."""
         binding = dict(definition.binding or {})
@@ -422,7 +435,10 @@ class WorkflowService:
                 raise ValueError(f"unknown service '{name}'")
             ctx.element, ctx.run = step_name(task), str(task.id)  # a posting's key
             try:
-                return service(ctx, params)
+                # A savepoint: when a boundary event catches the failure, nothing the
+                # failed service wrote is kept.
+                with self.session.begin_nested():
+                    return service(ctx, params)
             finally:
                 ctx.element, ctx.run = None, ""
 
@@ -450,14 +466,9 @@ def record_failure(
 ) -> None:
     """Show a failed step's error on the instance (call after rolling the step back).
 
-    `action` is what the retry action will run again.
+    `action` is what the retry action will run again (see `steps.record_failure`).
     """
-    session.execute(
-        sa.update(ProcessInstance)
-        .where(ProcessInstance.id == instance_id)
-        .values(error=message[:4000], failed_action=dict(action) if action else None)
-        .execution_options(synchronize_session=False)
-    )
+    _record_failure(session, instance_id, message, action)
 
 
 def check_data(data: Any, pointer: str, depth: int = 0) -> None:
@@ -477,12 +488,3 @@ def check_data(data: Any, pointer: str, depth: int = 0) -> None:
             check_data(value, f"{pointer}/{index}", depth + 1)
     elif isinstance(data, float):
         raise ValidationFailed([FieldError(pointer, "invalid", {"detail": "use exact numbers"})])
-
-
-def _engine_error(exc: BaseException) -> str:
-    task = getattr(exc, "task", None)
-    where = f"step '{task.task_spec.name}': " if task is not None else ""
-    inner = getattr(exc, "error", None) or exc.__cause__ or exc
-    notes = " ".join(getattr(exc, "__notes__", []) or [])
-    text = str(exc) if inner is exc else f"{exc} ({inner})"
-    return f"{where}{text}{(' ' + notes) if notes else ''}"[:2000]

@@ -16,6 +16,7 @@ from formwork.runtime.errors import BadQuery, FieldError, NotFound, PermissionDe
 from formwork.runtime.models import RolePermission, User, UserRole
 from formwork.runtime.security import Principal
 from formwork.runtime.workflow.models import ProcessInstance, TaskRow
+from formwork.runtime.workflow.spiff import find_task
 
 APPROVAL_FORM: dict[str, Any] = {
     "type": "object",
@@ -67,17 +68,11 @@ def project(
 
 
 def _close(row: TaskRow, workflow: BpmnWorkflow, now: dt.datetime) -> None:
-    task = workflow.tasks.get(_uuid(row.id))
+    task = find_task(workflow, row.id)  # in a subprocess too
     row.status = (
         "completed" if task is not None and task.state == TaskState.COMPLETED else "cancelled"
     )
     row.done_at = row.done_at or now
-
-
-def _uuid(text: str) -> Any:
-    from uuid import UUID
-
-    return UUID(text)
 
 
 def _row(

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from typing import Any
-from uuid import UUID
 
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
@@ -26,6 +25,7 @@ from formwork.runtime.workflow.models import (
     TaskRow,
 )
 from formwork.runtime.workflow.service import WorkflowService
+from formwork.runtime.workflow.spiff import find_task
 from formwork.runtime.workflow.tasks import APPROVAL_FORM, form_schema, may_act, task_json
 
 INSTANCE_FILTERS = ("process", "status", "entity", "record_id", "mine", "page", "per_page")
@@ -42,7 +42,7 @@ def task_detail(service: WorkflowService, row: TaskRow, records: RecordService) 
     data: dict[str, Any] = {}
     if row.status == "ready":
         workflow = service.read(instance)
-        task = workflow.tasks.get(UUID(row.id))
+        task = find_task(workflow, row.id)  # in a subprocess too
         if task is not None:
             form = _merged_form(form_schema(task))
             data = to_json(dict(task.data))
@@ -211,24 +211,10 @@ def _page(params: Mapping[str, str]) -> tuple[int, int]:
 
 
 def retry(service: WorkflowService, instance_id: int) -> ProcessInstance:
-    """Run a failed step again: the failed action, or the engine (timers) when none is kept."""
-    from formwork.runtime.workflow.actions import complete
+    """Run a failed step again: the failed action, message or signal, or the engine (timers)."""
+    from formwork.runtime.workflow.steps import retry_failed
 
-    instance = service.session.get(ProcessInstance, instance_id)
-    if instance is None:
-        raise NotFound(f"no process instance {instance_id}")
-    if not instance.error:
-        raise Conflict(f"instance {instance_id} has no failed step to retry")
-    failed = dict(instance.failed_action or {})
-    if failed.get("task_id"):
-        return complete(
-            service,
-            failed["task_id"],
-            failed.get("action"),
-            failed.get("comment"),
-            failed.get("data"),
-        )
-    return service.step(instance_id, lambda wf, ctx: ctx.history("retry"))
+    return retry_failed(service, instance_id)
 
 
 def withdraw(service: WorkflowService, instance_id: int, comment: Any) -> ProcessInstance:
