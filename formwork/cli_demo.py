@@ -73,7 +73,11 @@ def demo_command(folder: Path) -> None:
         wanted = demo_usernames(sources)
         existing = set(session.scalars(sa.select(User.username).where(User.username.in_(wanted))))
         before = pack_state(session)
-        report = install_packs(session, sources, InstallOptions(demo=True, clock=kernel().clock))
+        report = install_packs(
+            session,
+            sources,
+            InstallOptions(demo=True, clock=kernel().clock, services=kernel().workflow.services),
+        )
         for kind, detail in pack_changes(before, pack_state(session)):
             record_cli_event(session, kind, **detail)
         created = [name for name in wanted if name not in existing]

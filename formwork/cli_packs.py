@@ -124,7 +124,13 @@ def pack_check(path: str) -> None:
 
 
 def _options(demo: bool, confirm: bool, resolution: str | None) -> InstallOptions:
-    return InstallOptions(demo=demo, confirm=confirm, resolution=resolution, clock=kernel().clock)
+    return InstallOptions(
+        demo=demo,
+        confirm=confirm,
+        resolution=resolution,
+        clock=kernel().clock,
+        services=kernel().workflow.services,
+    )
 
 
 @pack_group.command("install")

@@ -94,6 +94,7 @@ def packs_install() -> Any:
         confirm=_flag("confirm"),
         resolution=request.args.get("resolution"),
         clock=kernel().clock,
+        services=kernel().workflow.services,
     )
     source, session = _upload(), get_session()
     before = pack_state(session)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -11,6 +12,7 @@ from formwork.runtime.packs import InstallOptions, install_packs, read_pack
 from formwork.runtime.security import load_principal, system_principal
 from formwork.runtime.workflow.actions import complete
 from formwork.runtime.workflow.deploy import deploy
+from formwork.runtime.workflow.errors import ServiceError
 from formwork.runtime.workflow.models import HistoryEntry, ProcessInstance, TaskRow
 
 HERE = Path(__file__).parent
@@ -32,9 +34,10 @@ def deploy_file(session: Any, name: str, dmn: tuple[str, ...] = (), **kw: Any) -
     return row
 
 
-def install_pack(session: Any, name: str) -> list[str]:
-    """Install a test pack from tests/workflow/packs and commit."""
-    report = install_packs(session, [read_pack(PACKS / name)], InstallOptions())
+def install_pack(session: Any, name: str, services: Any = None) -> list[str]:
+    """Install a test pack from tests/workflow/packs (with the kernel's `services`), commit."""
+    options = InstallOptions(services=services)
+    report = install_packs(session, [read_pack(PACKS / name)], options)
     session.commit()
     return report
 
@@ -85,3 +88,20 @@ def history(session: Any, instance_id: int) -> list[str]:
             .order_by(HistoryEntry.id)
         )
     )
+
+
+def reserve_budget(ctx: Any, params: dict[str, Any]) -> Any:
+    """A platform service the pack's process calls: no budget above 20 000."""
+    if Decimal(str(params["amount"])) > 20000:
+        raise ServiceError("no-budget", f"no budget left for {params['amount']}")
+    return {"reserved": str(params["amount"])}
+
+
+def budget_services(app: Any) -> Any:
+    """Register the procure pack's `reserve_budget` service on the app's kernel; return the
+    kernel's services (what the pack is checked and deployed against)."""
+    from formwork.runtime.workflow.services import Param, ServiceSpec
+
+    runtime = kernel_of(app).workflow
+    runtime.register(ServiceSpec("reserve_budget", reserve_budget, {"amount": Param(True)}))
+    return runtime.services

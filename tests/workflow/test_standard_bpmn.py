@@ -16,11 +16,11 @@ from typing import Any
 import pytest
 
 from formwork.runtime.errors import ValidationFailed
-from formwork.runtime.workflow.errors import ServiceError
 from formwork.runtime.workflow.service import WorkflowRuntime
 from formwork.runtime.workflow.worker import fire_timers
 from tests.workflow.support import (
     act,
+    budget_services,
     history,
     install_pack,
     instance,
@@ -32,18 +32,11 @@ from tests.workflow.support import (
 pytestmark = pytest.mark.dates
 
 
-def reserve_budget(ctx: Any, params: dict[str, Any]) -> Any:
-    """A platform service the pack's process calls: no budget above 20 000."""
-    if Decimal(str(params["amount"])) > 20000:
-        raise ServiceError("no-budget", f"no budget left for {params['amount']}")
-    return {"reserved": str(params["amount"])}
-
-
 @pytest.fixture
 def procure(app: Any, session: Any, people: dict[str, Any]) -> dict[str, Any]:
-    report = install_pack(session, "procure")
+    # The platform registers the service first; the pack is checked against what it knows.
+    report = install_pack(session, "procure", budget_services(app))
     assert "procure: deployed purchase version 1" in report
-    kernel_of(app).workflow.services["reserve_budget"] = reserve_budget
     return people
 
 

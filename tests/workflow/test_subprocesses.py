@@ -12,6 +12,7 @@ from formwork.runtime.workflow.models import ProcessDefinition, WaitingEvent
 from formwork.runtime.workflow.worker import fire_timers
 from tests.workflow.support import (
     act,
+    budget_services,
     deploy_file,
     history,
     install_pack,
@@ -90,7 +91,7 @@ def test_a_call_activity_runs_a_process_of_the_same_deploy_request(
 
 
 def test_a_pack_resolves_its_called_process_and_forms_at_deploy(app, session, people):
-    install_pack(session, "procure")
+    install_pack(session, "procure", budget_services(app))
     query = sa.select(ProcessDefinition).where(ProcessDefinition.pack == "procure")
     rows = {r.key: r for r in session.scalars(query)}
     assert set(rows) == {"purchase", "vendor_check"}

@@ -10,6 +10,7 @@ import pytest
 import sqlalchemy as sa
 
 from formwork.runtime.workflow.models import ProcessInstance
+from formwork.runtime.workflow.services import ServiceSpec
 from formwork.runtime.workflow.steps import BACKOFF
 from formwork.runtime.workflow.worker import fire_timers
 from tests.workflow.support import deploy_file, history, instance, kernel_of, ready, service_for
@@ -27,7 +28,7 @@ def flaky(app: Any) -> dict[str, bool]:
             raise ConnectionError("the mail server is down")
         return {"ok": True}
 
-    kernel_of(app).workflow.services["flaky"] = service
+    kernel_of(app).workflow.register(ServiceSpec("flaky", service))
     return state
 
 
@@ -43,7 +44,7 @@ def start(app: Any, session: Any, key: str) -> int:
 
 def test_one_poisoned_instance_never_stops_the_others(app, session, people, clock, flaky):
     deploy_file(session, "subprocess.bpmn")
-    deploy_file(session, "timer_service.bpmn")
+    deploy_file(session, "timer_service.bpmn", services=kernel_of(app).workflow.services)
     healthy = [start(app, session, "sub_flow") for _ in range(2)]
     corrupt = start(app, session, "sub_flow")
     failing = start(app, session, "timer_service")
@@ -80,7 +81,7 @@ def test_one_poisoned_instance_never_stops_the_others(app, session, people, cloc
 
 
 def test_the_worker_command_goes_on_past_a_failing_instance(app, session, people, clock, flaky):
-    deploy_file(session, "timer_service.bpmn")
+    deploy_file(session, "timer_service.bpmn", services=kernel_of(app).workflow.services)
     deploy_file(session, "subprocess.bpmn")
     failing = start(app, session, "timer_service")
     healthy = start(app, session, "sub_flow")

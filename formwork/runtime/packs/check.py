@@ -61,11 +61,16 @@ class CheckedPack:
 
 class _Checker:
     def __init__(
-        self, source: PackSource, manifest: Manifest, known: Mapping[str, EntityDef]
+        self,
+        source: PackSource,
+        manifest: Manifest,
+        known: Mapping[str, EntityDef],
+        services: Mapping[str, Any] | None = None,
     ) -> None:
         self.source = source
         self.manifest = manifest
         self.known = known
+        self.services = services
         self.problems: list[Problem] = []
         self.checked = CheckedPack(manifest, source)
         self.parsed: dict[str, EntityDef] = {}
@@ -181,7 +186,7 @@ class _Checker:
         """Check a process's outcomes (for the entity bound to it), its service tasks (known
         services, parameters, the pack's reach) and its task forms."""
         from formwork.runtime.workflow.process_rules import process_problems
-        from formwork.runtime.workflow.services import default_services
+        from formwork.runtime.workflow.services import platform_services
 
         entities = self.all_entities()
         binding = next(
@@ -195,7 +200,8 @@ class _Checker:
         packs = frozenset({self.manifest.name, *self.manifest.depends})
         fields = {k: frozenset(f.name for f in e.fields) for k, e in entities.items()}
         specs = [parsed.spec, *parsed.subprocess_specs.values()]
-        for problem in process_problems(specs, binding, default_services(), packs, fields):
+        services = self.services or platform_services()
+        for problem in process_problems(specs, binding, services, packs, fields):
             self.add("pack.E064", path, "", problem)
 
     def check_forms(self) -> dict[str, Any]:
@@ -315,10 +321,14 @@ def _did_you_mean(target: str, everything: Mapping[str, EntityDef]) -> str:
     return f"did you mean '{close[0]}'?" if close else ""
 
 
-def check_pack(source: PackSource, known: Mapping[str, EntityDef] | None = None) -> CheckedPack:
+def check_pack(
+    source: PackSource,
+    known: Mapping[str, EntityDef] | None = None,
+    services: Mapping[str, Any] | None = None,
+) -> CheckedPack:
     """Return the checked pack, or raise PackInvalid listing every problem."""
     manifest = read_manifest(source)
-    return _Checker(source, manifest, known or {}).run()
+    return _Checker(source, manifest, known or {}, services).run()
 
 
 def entity_key(pack: str, name: str) -> str:

@@ -41,6 +41,7 @@ class InstallOptions:
     user_id: int | None = None
     report: list[str] = field(default_factory=list)
     clock: Clock | None = None  # the kernel's: what `@today` in demo data means
+    services: Mapping[str, Any] | None = None  # the kernel's: what service tasks may call
 
 
 def install_packs(
@@ -52,16 +53,17 @@ def install_packs(
     # question. Entities of the other packs of this batch count as known, so a report or
     # row rule naming a dependency installed in the same call passes; everything is
     # checked again against the registry at install.
-    manifests = _checked_manifests(session, sources)
+    manifests = _checked_manifests(session, sources, options.services)
     for name in resolve_order(session, {n: m for n, (m, _s) in manifests.items()}):
         _manifest, source = manifests[name]
-        checked = check_pack(source, known=load_registry(session).entities)
+        known = load_registry(session).entities
+        checked = check_pack(source, known=known, services=options.services)
         install_one(session, checked, options)
     return options.report
 
 
 def _checked_manifests(
-    session: Session, sources: list[PackSource]
+    session: Session, sources: list[PackSource], services: Mapping[str, Any] | None = None
 ) -> dict[str, tuple[Manifest, PackSource]]:
     """Check each pack of a batch; the entities of the other packs count as known.
 
@@ -74,7 +76,7 @@ def _checked_manifests(
     out = {}
     for source in sources:
         complete = set(read_manifest(source).depends) <= available
-        checked = check_pack(source, known=known if complete else None)
+        checked = check_pack(source, known=known if complete else None, services=services)
         out[checked.manifest.name] = (checked.manifest, source)
     return out
 
@@ -254,7 +256,7 @@ def _deploy_workflows(
             library = {p: t for p, t in bpmn.items() if p != path}  # called processes
             row, created = deploy(
                 session, text, dmn, principal=system_principal(), pack=checked.name,
-                library=library, forms=forms,
+                library=library, forms=forms, services=options.services,
             )  # fmt: skip
             if created:
                 options.report.append(f"{checked.name}: deployed {row.key} version {row.version}")

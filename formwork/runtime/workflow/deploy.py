@@ -119,10 +119,10 @@ def _refuse_problems(
 ) -> None:
     """Refuse a process whose outcomes, service tasks or forms do not check (checks.py)."""
     from formwork.runtime.workflow.process_rules import process_problems
-    from formwork.runtime.workflow.services import default_services
+    from formwork.runtime.workflow.services import platform_services
 
     found = process_problems(
-        [parsed.spec, *parsed.subprocess_specs.values()], binding, services or default_services()
+        [parsed.spec, *parsed.subprocess_specs.values()], binding, services or platform_services()
     )
     if found:
         raise ValidationFailed([FieldError("/bpmn", "bpmn", {"detail": p}) for p in found])

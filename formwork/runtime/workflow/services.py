@@ -300,6 +300,13 @@ ENTITY = Param(required=True, literal="entity")
 TARGET = (("id", "lookup"),)
 
 
+def platform_services() -> dict[str, ServiceSpec]:
+    """Return every service the platform itself registers (records, notify, messages)."""
+    from formwork.runtime.workflow.messages import event_services
+
+    return {**default_services(), **event_services()}
+
+
 def default_services() -> dict[str, ServiceSpec]:
     """Return the services the platform registers for BPMN service tasks."""
     specs = (
