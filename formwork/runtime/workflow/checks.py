@@ -38,6 +38,8 @@ PROPERTIES = {
     "assignee": "an expression giving the user (id or name) a task is assigned to",
     "due": "an expression giving an ISO 8601 duration until the task is due",
     "form": "the task's form, a JSON Schema",
+    "self_approval": "when the step would go to the submitter: escalate, skip, allow or "
+    "escalate:<role> (assignment.py)",
 }
 EXTENSIONS = frozenset(
     {
