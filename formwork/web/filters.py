@@ -13,6 +13,7 @@ from flask_babel import gettext as _
 from formwork.context import get_session, registry
 from formwork.runtime.fields.choice import option_label
 from formwork.runtime.models import User
+from formwork.runtime.params import parse_id
 from formwork.runtime.registry import EntityMeta
 from formwork.runtime.titles import record_titles
 from formwork.web.i18n import current_locale
@@ -72,10 +73,10 @@ class FilterBar:
             control.options = active_users()
         elif kind == "reference":
             control.target = fd.kind.target(fd, meta.entity)
-            chosen = control.values[f"{fd.name}__eq"]
-            if chosen.isdigit():
-                found = record_titles(get_session(), registry(), control.target, [int(chosen)])
-                control.title = found.get(int(chosen), f"#{chosen}")
+            chosen = parse_id(control.values[f"{fd.name}__eq"])
+            if chosen is not None:
+                found = record_titles(get_session(), registry(), control.target, [chosen])
+                control.title = found.get(chosen, f"#{chosen}")
         return control
 
 
