@@ -6,9 +6,10 @@ from typing import Any
 
 from flask import Flask, request
 from flask_wtf import CSRFProtect
+from werkzeug.exceptions import HTTPException, MethodNotAllowed, NotFound
 
 from formwork import api, auth, cli, context, hardening, web
-from formwork.api.problems import problem
+from formwork.api.problems import http_problem
 from formwork.config import load_config
 from formwork.runtime.kernel import build_kernel
 
@@ -30,18 +31,17 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     return app
 
 
-def _not_found(exc: Exception) -> Any:
+def _not_found(exc: HTTPException) -> Any:
     if request.path.startswith("/api/"):
-        return problem(404, "Not found", "no such endpoint", "not-found")
+        return http_problem(NotFound("no such endpoint"))
     return exc
 
 
-def _not_allowed(exc: Exception) -> Any:
+def _not_allowed(exc: HTTPException) -> Any:
     if request.path.startswith("/api/"):
-        return problem(
-            405,
-            "Method not allowed",
-            f"this endpoint does not accept {request.method}",
-            "method-not-allowed",
+        allowed = MethodNotAllowed(
+            getattr(exc, "valid_methods", None),
+            description=f"this endpoint does not accept {request.method}",
         )
+        return http_problem(allowed)  # with the Allow header RFC 9110 asks of a 405
     return exc

@@ -11,7 +11,7 @@ from flask_babel import gettext as _
 from werkzeug.exceptions import HTTPException, RequestEntityTooLarge, RequestURITooLarge
 from werkzeug.routing import IntegerConverter
 
-from formwork.api.problems import problem
+from formwork.api.problems import http_problem
 from formwork.runtime.files import DEFAULT_ALLOWED
 from formwork.runtime.params import MAX_SQL_INT
 
@@ -134,9 +134,7 @@ def add_security_headers(response: Response) -> Response:
 def _too_large(exc: HTTPException) -> Any:
     status = exc.code or 413
     if request.path.startswith("/api/"):
-        return problem(
-            status, exc.name, exc.description or exc.name, exc.name.lower().replace(" ", "-")
-        )
+        return http_problem(exc)
     too_large = _("The upload is too large.")
     message = too_large if status == 413 else _("The address is too long.")
     if request.headers.get("HX-Request"):

@@ -8,7 +8,7 @@ from flask import Blueprint, Flask, current_app, g, request
 from flask_wtf.csrf import CSRFError, validate_csrf
 from werkzeug.exceptions import HTTPException
 
-from formwork.api.problems import problem
+from formwork.api.problems import http_problem, problem
 from formwork.auth import current_principal, scope_refusal
 from formwork.runtime.errors import Conflict, DestructiveChange, ProblemList, RuntimeFailure
 from formwork.runtime.packs.problems import PackInvalid
@@ -43,9 +43,11 @@ def _authenticate() -> Any:
         return None
     principal = current_principal()
     if principal is None:
-        return problem(
+        unauthorized = problem(
             401, "Unauthorized", "sign in or send 'Authorization: Bearer <token>'", "unauthorized"
         )
+        unauthorized.headers["WWW-Authenticate"] = 'Bearer realm="formwork"'  # RFC 9110 asks it
+        return unauthorized
     refused = scope_refusal()  # a token reaches only the endpoints its scopes cover
     if refused is not None:
         return problem(403, "Insufficient scope", refused, "insufficient-scope")
@@ -57,6 +59,19 @@ def _authenticate() -> Any:
         except Exception as exc:  # noqa: BLE001  (wtforms raises ValidationError)
             return problem(403, "CSRF check failed", str(exc), "csrf")
     return None
+
+
+@bp.before_request
+def _conform() -> None:
+    """Refuse a documented query parameter whose value breaks the document (a 400)."""
+    if request.endpoint in PUBLIC_ENDPOINTS or not request.args:
+        return
+    from formwork.api.conformance import check_query, documented_operations
+    from formwork.api.openapi import current_document
+    from formwork.context import registry
+
+    operations = documented_operations(registry().version, current_document)
+    check_query(operations, request.method, request.path, request.args.to_dict(flat=False))
 
 
 def locale() -> str:
@@ -86,9 +101,7 @@ def _runtime_failure(exc: RuntimeFailure) -> Any:
 
 @bp.errorhandler(HTTPException)
 def _http_error(exc: HTTPException) -> Any:
-    return problem(
-        exc.code or 500, exc.name, exc.description or exc.name, exc.name.lower().replace(" ", "-")
-    )
+    return http_problem(exc)
 
 
 @bp.errorhandler(Exception)

@@ -9,6 +9,7 @@ from apispec import APISpec
 from flask import jsonify
 
 from formwork.api import bp
+from formwork.api.openapi_extras import add_common_responses, security_paths
 from formwork.api.openapi_platform import platform_paths, platform_schemas, problems
 from formwork.context import registry
 from formwork.runtime.query import OPERATORS
@@ -52,10 +53,11 @@ def build_spec(metas: list[EntityMeta]) -> dict[str, Any]:
         _record_extras(spec, meta, base)
         if (meta.entity.options.get("workflow") or {}).get("process"):
             _lifecycle_ops(spec, meta, base)
-    for path, operations in platform_paths().items():
+    for path, operations in {**platform_paths(), **security_paths()}.items():
         spec.path(path=path, operations=operations)
     document = spec.to_dict()
     document["security"] = [{"bearer": []}]
+    add_common_responses(document)
     return document
 
 
@@ -155,7 +157,9 @@ def _record_extras(spec: APISpec, meta: EntityMeta, base: str) -> None:
             "truncated": {"type": "boolean"},
         },
     }
-    names = {"type": "string", "enum": [f.name for f in meta.entity.stored_fields()]}
+    fields = ", ".join(f.name for f in meta.entity.stored_fields())
+    # Comma lists (and `date:month`), so a string: an enum of one name would refuse them.
+    names = {"type": "string", "description": f"of: {fields}"}
     measures = [
         {"name": name, "in": "query", "schema": names, "description": text}
         for name, text in (
@@ -307,9 +311,13 @@ def _filter_schema(shape: dict[str, Any], op: str) -> dict[str, Any]:
     return {"type": "string"}
 
 
+def current_document() -> dict[str, Any]:
+    """Return the OpenAPI document of the current definitions."""
+    current = registry()
+    return build_spec([current.meta(e.key) for e in current.top_level()])
+
+
 @bp.get("/openapi.json")
 def openapi() -> Any:
     """Return the OpenAPI 3.1 document of the installed entities."""
-    current = registry()
-    metas = [current.meta(e.key) for e in current.top_level()]
-    return jsonify(build_spec(metas))
+    return jsonify(current_document())

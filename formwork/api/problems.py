@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from flask import Response, json
+from werkzeug.exceptions import HTTPException
 
 from formwork.runtime.errors import FieldError
 
@@ -33,3 +34,15 @@ def problem(
     return Response(
         json.dumps(body, ensure_ascii=False), status=status, mimetype="application/problem+json"
     )
+
+
+def http_problem(exc: HTTPException) -> Response:
+    """Return a problem for an HTTP error, keeping the headers it must carry (Allow on a
+    405, WWW-Authenticate on a 401, Retry-After...)."""
+    status = exc.code or 500
+    kind = exc.name.lower().replace(" ", "-")
+    response = problem(status, exc.name, exc.description or exc.name, kind)
+    for name, value in exc.get_headers():
+        if name.lower() != "content-type":
+            response.headers[name] = value
+    return response

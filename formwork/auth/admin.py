@@ -13,6 +13,7 @@ from formwork.api import bp as api_bp
 from formwork.auth import bp, current_principal
 from formwork.context import get_session
 from formwork.runtime.errors import FieldError, PermissionDenied, ValidationFailed
+from formwork.runtime.params import whole_number
 from formwork.runtime.security_events import KINDS, EventFilter, event_as_dict, list_events
 
 PER_PAGE = 50
@@ -44,10 +45,11 @@ def _number(name: str, default: int, largest: int) -> int:
     raw = request.args.get(name, "").strip()
     if not raw:
         return default
-    if not raw.isdigit() or not 1 <= int(raw) <= largest:
+    value = whole_number(raw, 1, largest)
+    if value is None:
         detail = f"use a whole number from 1 to {largest}"
         raise ValidationFailed([FieldError(f"/{name}", "invalid", {"detail": detail})])
-    return int(raw)
+    return value
 
 
 def _filter() -> EventFilter:

@@ -11,6 +11,30 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 ID = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
 
 
+class UtcDateTime(sa.types.TypeDecorator[dt.datetime]):
+    """A moment stored with its time zone and read back aware, in UTC, on every database.
+
+    SQLite has no time zone type: `DateTime(timezone=True)` hands back naive values there,
+    and a naive moment written to JSON has no offset (the audit history said "02:00" of no
+    zone, against its OpenAPI format). Reading through this type, every platform table's
+    moments come back aware."""
+
+    impl = sa.DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: dt.datetime | None, dialect: Any) -> dt.datetime | None:
+        """Store aware moments in UTC (naive ones are taken as UTC)."""
+        if value is None:
+            return None
+        return value.astimezone(dt.UTC) if value.tzinfo else value
+
+    def process_result_value(self, value: Any, dialect: Any) -> dt.datetime | None:
+        """Return the stored moment aware, in UTC."""
+        if value is None:
+            return None
+        return value.replace(tzinfo=dt.UTC) if value.tzinfo is None else value.astimezone(dt.UTC)
+
+
 def utcnow() -> dt.datetime:
     """Return the current moment in UTC."""
     return dt.datetime.now(dt.UTC)
@@ -33,10 +57,10 @@ class User(Base):
     password_hash: Mapped[str] = mapped_column(sa.String(255))
     is_active: Mapped[bool] = mapped_column(default=True)
     locale: Mapped[str | None] = mapped_column(sa.String(10), default=None)
-    created_at: Mapped[dt.datetime] = mapped_column(sa.DateTime(timezone=True), default=utcnow)
-    last_login_at: Mapped[dt.datetime | None] = mapped_column(sa.DateTime(timezone=True))
-    locked_until: Mapped[dt.datetime | None] = mapped_column(sa.DateTime(timezone=True))
-    password_changed_at: Mapped[dt.datetime | None] = mapped_column(sa.DateTime(timezone=True))
+    created_at: Mapped[dt.datetime] = mapped_column(UtcDateTime(), default=utcnow)
+    last_login_at: Mapped[dt.datetime | None] = mapped_column(UtcDateTime())
+    locked_until: Mapped[dt.datetime | None] = mapped_column(UtcDateTime())
+    password_changed_at: Mapped[dt.datetime | None] = mapped_column(UtcDateTime())
 
 
 class Role(Base):
@@ -89,10 +113,10 @@ class ApiToken(Base):
     name: Mapped[str] = mapped_column(sa.String(100), default="")
     prefix: Mapped[str] = mapped_column(sa.String(16))
     token_hash: Mapped[str] = mapped_column(sa.String(64), unique=True)
-    created_at: Mapped[dt.datetime] = mapped_column(sa.DateTime(timezone=True), default=utcnow)
-    expires_at: Mapped[dt.datetime | None] = mapped_column(sa.DateTime(timezone=True))
-    revoked_at: Mapped[dt.datetime | None] = mapped_column(sa.DateTime(timezone=True))
-    last_used_at: Mapped[dt.datetime | None] = mapped_column(sa.DateTime(timezone=True))
+    created_at: Mapped[dt.datetime] = mapped_column(UtcDateTime(), default=utcnow)
+    expires_at: Mapped[dt.datetime | None] = mapped_column(UtcDateTime())
+    revoked_at: Mapped[dt.datetime | None] = mapped_column(UtcDateTime())
+    last_used_at: Mapped[dt.datetime | None] = mapped_column(UtcDateTime())
     # What the token may do: read, write, workflow, admin (see formwork/auth/scopes.py).
     # NULL on tokens made before scopes existed; they get the default scopes.
     scopes: Mapped[list[Any] | None] = mapped_column(default=None)
@@ -111,9 +135,9 @@ class LoginSession(Base):
     id: Mapped[int] = mapped_column(ID, primary_key=True, autoincrement=True)
     token_hash: Mapped[str] = mapped_column(sa.String(64), unique=True)
     user_id: Mapped[int] = mapped_column(sa.ForeignKey("fw_users.id", ondelete="CASCADE"))
-    created_at: Mapped[dt.datetime] = mapped_column(sa.DateTime(timezone=True))
-    last_seen_at: Mapped[dt.datetime] = mapped_column(sa.DateTime(timezone=True))
-    revoked_at: Mapped[dt.datetime | None] = mapped_column(sa.DateTime(timezone=True))
+    created_at: Mapped[dt.datetime] = mapped_column(UtcDateTime())
+    last_seen_at: Mapped[dt.datetime] = mapped_column(UtcDateTime())
+    revoked_at: Mapped[dt.datetime | None] = mapped_column(UtcDateTime())
     # logout | logout_all | password | deactivated | revoked (from the account page or CLI)
     ended_by: Mapped[str | None] = mapped_column(sa.String(20), default=None)
     ip: Mapped[str | None] = mapped_column(sa.String(45), default=None)
@@ -151,8 +175,8 @@ class ImportRecord(Base):
     problems: Mapped[list[Any] | None] = mapped_column(sa.JSON, default=None)
     error: Mapped[str | None] = mapped_column(sa.Text(), default=None)
     job_id: Mapped[int | None] = mapped_column(ID, default=None)
-    created_at: Mapped[dt.datetime] = mapped_column(sa.DateTime(timezone=True))
-    finished_at: Mapped[dt.datetime | None] = mapped_column(sa.DateTime(timezone=True))
+    created_at: Mapped[dt.datetime] = mapped_column(UtcDateTime())
+    finished_at: Mapped[dt.datetime | None] = mapped_column(UtcDateTime())
 
 
 class EntityRecord(Base):
@@ -164,7 +188,7 @@ class EntityRecord(Base):
     name: Mapped[str] = mapped_column(sa.String(40))
     definition: Mapped[dict[str, Any]] = mapped_column()
     digest: Mapped[str] = mapped_column(sa.String(64))
-    updated_at: Mapped[dt.datetime] = mapped_column(sa.DateTime(timezone=True), default=utcnow)
+    updated_at: Mapped[dt.datetime] = mapped_column(UtcDateTime(), default=utcnow)
 
 
 class Migration(Base):
@@ -175,7 +199,7 @@ class Migration(Base):
     pack: Mapped[str] = mapped_column(sa.String(40), index=True)
     operations: Mapped[list[Any]] = mapped_column()
     description: Mapped[str] = mapped_column(sa.Text(), default="")
-    applied_at: Mapped[dt.datetime] = mapped_column(sa.DateTime(timezone=True), default=utcnow)
+    applied_at: Mapped[dt.datetime] = mapped_column(UtcDateTime(), default=utcnow)
     applied_by: Mapped[int | None] = mapped_column(ID)
 
 
@@ -193,7 +217,7 @@ class AuditEntry(Base):
     action: Mapped[str] = mapped_column(sa.String(10))
     changes: Mapped[dict[str, Any]] = mapped_column()
     user_id: Mapped[int | None] = mapped_column(ID)
-    at: Mapped[dt.datetime] = mapped_column(sa.DateTime(timezone=True), default=utcnow)
+    at: Mapped[dt.datetime] = mapped_column(UtcDateTime(), default=utcnow)
 
 
 class Sequence(Base):
@@ -214,7 +238,7 @@ class StoredFile(Base):
     size: Mapped[int] = mapped_column(sa.BigInteger())
     sha256: Mapped[str] = mapped_column(sa.String(64))
     created_by: Mapped[int | None] = mapped_column(ID)
-    created_at: Mapped[dt.datetime] = mapped_column(sa.DateTime(timezone=True), default=utcnow)
+    created_at: Mapped[dt.datetime] = mapped_column(UtcDateTime(), default=utcnow)
 
 
 class Setting(Base):
@@ -235,8 +259,8 @@ class PackRecord(Base):
     enabled: Mapped[bool] = mapped_column(default=True)
     # installed | archived (uninstalled, data kept)
     status: Mapped[str] = mapped_column(sa.String(20), default="installed")
-    installed_at: Mapped[dt.datetime] = mapped_column(sa.DateTime(timezone=True), default=utcnow)
-    updated_at: Mapped[dt.datetime] = mapped_column(sa.DateTime(timezone=True), default=utcnow)
+    installed_at: Mapped[dt.datetime] = mapped_column(UtcDateTime(), default=utcnow)
+    updated_at: Mapped[dt.datetime] = mapped_column(UtcDateTime(), default=utcnow)
 
 
 class PackFile(Base):
@@ -256,7 +280,7 @@ class Customisation(Base):
     pack: Mapped[str] = mapped_column(sa.String(40), primary_key=True)
     path: Mapped[str] = mapped_column(sa.String(255), primary_key=True)
     patch: Mapped[dict[str, Any]] = mapped_column()
-    updated_at: Mapped[dt.datetime] = mapped_column(sa.DateTime(timezone=True), default=utcnow)
+    updated_at: Mapped[dt.datetime] = mapped_column(UtcDateTime(), default=utcnow)
     updated_by: Mapped[int | None] = mapped_column(ID)
 
 
@@ -269,7 +293,7 @@ class SecurityEvent(Base):
         sa.Index("ix_fw_security_events_user_at", "user_id", "at"),
     )
     id: Mapped[int] = mapped_column(ID, primary_key=True, autoincrement=True)
-    at: Mapped[dt.datetime] = mapped_column(sa.DateTime(timezone=True), default=utcnow)
+    at: Mapped[dt.datetime] = mapped_column(UtcDateTime(), default=utcnow)
     kind: Mapped[str] = mapped_column(sa.String(40))
     # No foreign key: the trail outlives the user it mentions.
     user_id: Mapped[int | None] = mapped_column(ID)
@@ -288,6 +312,6 @@ class LoginFailure(Base):
         sa.Index("ix_fw_login_failures_ip_at", "ip", "at"),
     )
     id: Mapped[int] = mapped_column(ID, primary_key=True, autoincrement=True)
-    at: Mapped[dt.datetime] = mapped_column(sa.DateTime(timezone=True), default=utcnow)
+    at: Mapped[dt.datetime] = mapped_column(UtcDateTime(), default=utcnow)
     username: Mapped[str] = mapped_column(sa.String(64))
     ip: Mapped[str | None] = mapped_column(sa.String(45))

@@ -51,7 +51,7 @@ def whole_number(text: str | None, low: int = -MAX_SQL_INT, high: int = MAX_SQL_
     return value if low <= value <= high else None
 
 
-def record_id(text: str | None) -> int | None:
+def parse_id(text: str | None) -> int | None:
     """Return a record id (1 to 2**63 - 1) written in ASCII digits, else None."""
     return whole_number(text, 1, MAX_SQL_INT)
 

@@ -14,6 +14,7 @@ from formwork.auth import current_principal
 from formwork.context import entity_key, get_session, record_service, registry
 from formwork.runtime.errors import NotFound
 from formwork.runtime.fields.relation import ReferenceType, UserType
+from formwork.runtime.params import parse_id
 from formwork.runtime.records import RecordService
 from formwork.runtime.registry import EntityMeta
 from formwork.runtime.security import Principal, row_condition
@@ -213,8 +214,9 @@ def lookup_options(
     table = target.table
     title_col = table.c[title] if title else table.c.id
     condition = quick_search(target, names, text)
-    if text.isascii() and text.isdigit() and len(text) <= 18:  # an id a BIGINT holds
-        id_match = table.c.id == int(text)
+    wanted = parse_id(text)
+    if wanted is not None:
+        id_match = table.c.id == wanted
         condition = id_match if condition is None else sa.or_(condition, id_match)
     where = [*conditions] + ([] if condition is None else [condition])
     allowed = row_condition(registry(), who, target, "read")

@@ -13,6 +13,7 @@ from flask_babel import gettext as _
 from formwork.context import get_session, registry
 from formwork.runtime.fields.choice import option_label
 from formwork.runtime.models import User
+from formwork.runtime.params import parse_id
 from formwork.runtime.registry import EntityMeta
 from formwork.runtime.titles import record_titles
 from formwork.web.context import principal
@@ -73,13 +74,12 @@ class FilterBar:
             control.options = active_users()
         elif kind == "reference":
             control.target = fd.kind.target(fd, meta.entity)
-            chosen = control.values[f"{fd.name}__eq"]
-            if chosen.isdigit():
-                chosen_id = int(chosen)
+            chosen = parse_id(control.values[f"{fd.name}__eq"])
+            if chosen is not None:
                 found = record_titles(
-                    get_session(), registry(), control.target, [chosen_id], principal(), locale
+                    get_session(), registry(), control.target, [chosen], principal(), locale
                 )
-                control.title = found.get(chosen_id, f"#{chosen}")
+                control.title = found.get(chosen, f"#{chosen}")
         return control
 
 

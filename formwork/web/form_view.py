@@ -9,6 +9,7 @@ from flask import url_for
 
 from formwork.runtime.definitions import FieldDef
 from formwork.runtime.messages import pick_label
+from formwork.runtime.params import parse_id
 from formwork.runtime.registry import EntityMeta
 from formwork.web.filters import active_users
 from formwork.web.forms import FormState, lookup_include
@@ -67,8 +68,8 @@ def field_view(
     elif macro == "user":
         options["options"] = active_users()
     elif macro == "reference":
-        ids = {int(raw)} if str(raw).isdigit() else set()
-        options["title"] = lookups.titles.get(fd.name, {}).get(next(iter(ids), -1), "")
+        chosen = parse_id(str(raw))
+        options["title"] = lookups.titles.get(fd.name, {}).get(chosen or -1, "")
         # Line items are looked up through their parent: `_row_view` sets the URL.
         options["lookup_url"] = url_for(
             "web.lookup", pack=meta.entity.pack, entity=meta.entity.name, field=fd.name

@@ -16,6 +16,7 @@ from werkzeug.datastructures import MultiDict
 from formwork.runtime import reference_filters
 from formwork.runtime.definitions import FieldDef
 from formwork.runtime.errors import FieldError
+from formwork.runtime.params import parse_id
 from formwork.runtime.registry import EntityMeta
 from formwork.runtime.save_context import SaveContext
 from formwork.web.layouts import FormLayout
@@ -128,7 +129,8 @@ def _parse_rows(
     for position, key in enumerate(row_keys(form, grid)):
         base = f"{grid}-{key}-"
         raw_id = form.get(base + "id", "")
-        row: dict[str, Any] = {"id": int(raw_id)} if raw_id.isdigit() else {}
+        line_id = parse_id(raw_id)
+        row: dict[str, Any] = {"id": line_id} if line_id is not None else {}
         state: dict[str, Any] = {"_key": key, "id": raw_id}
         for fd in child.entity.fields:
             state[fd.name] = raw = widget(fd).read(form, base + fd.name)

@@ -14,7 +14,7 @@ from flask_login import login_required
 from formwork.context import get_session, registry
 from formwork.redirects import redirect_target
 from formwork.runtime.errors import BadQuery, Conflict, NotFound
-from formwork.runtime.params import check_query, record_id
+from formwork.runtime.params import check_query, parse_id
 from formwork.runtime.query import MAX_PER_PAGE, list_records
 from formwork.runtime.registry import EntityMeta
 from formwork.web import bp
@@ -179,7 +179,7 @@ def bulk_delete(pack: str, entity: str) -> Any:
     """Delete the ticked records, all or none."""
     meta = entity_meta(pack, entity, "delete")
     ticked = request.form.getlist("ids")
-    ids = [n for n in (record_id(v) for v in ticked) if n is not None]
+    ids = [n for n in (parse_id(v) for v in ticked) if n is not None]
     target = redirect_target(
         request.form.get("back"), url_for("web.list_view", pack=pack, entity=entity)
     )

@@ -16,6 +16,7 @@ from formwork.runtime import reference_filters
 from formwork.runtime.audit import history
 from formwork.runtime.errors import Conflict, FieldError, NotFound, ValidationFailed
 from formwork.runtime.files import FileStore, FileTooLarge, FileTypeRefused
+from formwork.runtime.params import parse_id, whole_number
 from formwork.runtime.registry import EntityMeta
 from formwork.runtime.save_context import SaveContext
 from formwork.web import bp
@@ -112,7 +113,8 @@ def _render_form(
 
 
 def _ids_only(raw: dict[str, Any]) -> dict[str, Any]:
-    return {k: int(v) for k, v in raw.items() if isinstance(v, str) and v.isdigit()}
+    ids = {k: parse_id(v) for k, v in raw.items() if isinstance(v, str)}
+    return {k: v for k, v in ids.items() if v is not None}
 
 
 def _save(meta: EntityMeta, layout: FormLayout, record: dict[str, Any] | None) -> Any:
@@ -154,8 +156,7 @@ def _save(meta: EntityMeta, layout: FormLayout, record: dict[str, Any] | None) -
 
 
 def _posted_version() -> int | None:
-    raw = request.form.get("_version", "")
-    return int(raw) if raw.isdigit() else None
+    return whole_number(request.form.get("_version"), 0)
 
 
 def _undo(session: Any, saved: list[str]) -> None:

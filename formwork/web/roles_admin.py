@@ -17,6 +17,7 @@ from formwork.context import get_session, kernel, registry
 from formwork.runtime import role_admin
 from formwork.runtime.errors import FieldError, PermissionDenied, ValidationFailed
 from formwork.runtime.models import User, UserRole
+from formwork.runtime.params import parse_id
 from formwork.runtime.security import ACTIONS
 from formwork.web import bp
 from formwork.web.context import principal
@@ -189,10 +190,10 @@ def role_members(name: str) -> Any:
     _admin()
     session = get_session()
     username = request.form.get("username", "").strip()
-    remove = request.form.get("remove", "")
-    if remove.isdigit():
-        role_admin.set_member(session, name, int(remove), False)
-        _changed("role.changed", role=name, change="member removed", member=int(remove))
+    remove = parse_id(request.form.get("remove"))
+    if remove is not None:
+        role_admin.set_member(session, name, remove, False)
+        _changed("role.changed", role=name, change="member removed", member=remove)
     else:
         user_id = session.scalar(sa.select(User.id).where(User.username == username))
         if user_id is None:

@@ -17,6 +17,7 @@ from formwork.context import clock, get_session, registry, workflow_service
 from formwork.runtime.definitions import FieldDef
 from formwork.runtime.errors import Conflict, FieldError, RuntimeFailure, ValidationFailed
 from formwork.runtime.fields import get_field_type
+from formwork.runtime.params import parse_id
 from formwork.runtime.titles import user_names
 from formwork.runtime.workflow import actions, views
 from formwork.runtime.workflow.binding import to_json
@@ -232,7 +233,7 @@ def _action_data(service: WorkflowService, row: TaskRow, action: str) -> dict[st
             step = request.form.get("to", "").strip()
             return {"to": step} if step else {}
         to = request.form.get("to_user", "").strip()
-        return {"to": int(to)} if to.isdigit() else {"to": None}
+        return {"to": parse_id(to)}
     if action != "approve" or row.status != "ready":
         return {}
     detail = views.task_detail(service, row, records())

@@ -38,6 +38,7 @@ from formwork.runtime.fields.scalar import (
 )
 from formwork.runtime.fields.special import AttachmentType, AutoNumberType, ComputedType
 from formwork.runtime.imports.cells import TRUE_WORDS, clean_number
+from formwork.runtime.params import parse_id
 from formwork.web import i18n
 
 
@@ -337,9 +338,10 @@ class ReferenceWidget(Widget):
         text = str(raw).strip()
         if not text:
             return None
-        if not text.isdigit():
+        found = parse_id(text)
+        if found is None:  # '²'.isdigit() is true, yet int('²') raises; 20 digits overflow
             raise WidgetError("integer")
-        return int(text)
+        return found
 
     def display(self, fd: FieldDef, value: Any, lookups: Lookups) -> Any:
         """Return a link to the referenced record, named by its title."""

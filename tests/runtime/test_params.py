@@ -12,7 +12,7 @@ from formwork.runtime.params import (
     check_aggregate,
     check_query,
     check_search,
-    record_id,
+    parse_id,
     whole_number,
 )
 
@@ -30,8 +30,8 @@ def test_whole_numbers_respect_their_range():
     assert whole_number(str(MAX_SQL_INT)) == MAX_SQL_INT
     assert whole_number(str(MAX_SQL_INT + 1)) is None
     assert whole_number("0", 1) is None
-    assert record_id("0") is None and record_id("-1") is None and record_id("5") == 5
-    assert record_id(None) is None
+    assert parse_id("0") is None and parse_id("-1") is None and parse_id("5") == 5
+    assert parse_id(None) is None
 
 
 def _pointers(call) -> dict[str, str]:

@@ -1,4 +1,6 @@
-"""schemathesis against /api/v1/openapi.json, as an administrator, over WSGI (no network).
+"""schemathesis against /api/v1/openapi.json over WSGI (no network), as an administrator and
+as a low-privilege user (read and create on one entity, nothing else): refusals must be as
+documented as answers.
 
 Every documented operation gets generated requests; each response must not be a server
 error, must have a documented status and content type, and its body must match the schema.
@@ -22,7 +24,7 @@ from schemathesis.specs.openapi.checks import (
 )
 
 from formwork.auth.scopes import SCOPES
-from formwork.auth.users import create_token, create_user
+from formwork.auth.users import create_token, create_user, grant
 from formwork.runtime.records import RecordService
 from formwork.runtime.registry import load_registry
 from formwork.runtime.schema import apply_definitions
@@ -38,20 +40,26 @@ CHECKS = [
 
 
 @pytest.fixture(scope="module")
-def admin_app(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Flask, str]]:
-    """Return an app with the sample entities, a few records and an admin's token."""
+def admin_app(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Flask, dict[str, str]]]:
+    """Return an app with the sample entities, a few records and tokens of an admin and of
+    a clerk (read and create on sample.project only)."""
     folder = tmp_path_factory.mktemp("schemathesis")
     app = make_test_app(folder)
     session = app.extensions["formwork"].sessions()
     apply_definitions(session, "sample", sample_documents())
     admin = create_user(session, "admin", PASSWORD, ["admin"])
-    token = create_token(session, admin, "schemathesis", scopes=SCOPES)
+    clerk = create_user(session, "clerk", PASSWORD, ["clerk"])
+    grant(session, "clerk", "sample.project", ["read", "create"])
+    tokens = {
+        "admin": create_token(session, admin, "schemathesis", scopes=SCOPES),
+        "clerk": create_token(session, clerk, "schemathesis", scopes=SCOPES),
+    }
     records = RecordService(session, load_registry(session), system_principal())
     project = records.create("sample.project", {"code": "P1", "name": "Bridge"})
     records.create("sample.day_sheet", {"project": project["id"], "work_date": "2026-11-20"})
     session.commit()
     session.close()
-    yield app, token
+    yield app, tokens
     app.extensions["formwork"].engine.dispose()
 
 
@@ -74,10 +82,13 @@ def _run(operation: Any, headers: dict[str, str]) -> None:
     check()
 
 
-def test_every_operation_conforms_to_the_document(admin_app: tuple[Flask, str]) -> None:
-    app, token = admin_app
+@pytest.mark.parametrize("who", ["admin", "clerk"])
+def test_every_operation_conforms_to_the_document(
+    admin_app: tuple[Flask, dict[str, str]], who: str
+) -> None:
+    app, tokens = admin_app
     schema = schemathesis.openapi.from_wsgi("/api/v1/openapi.json", app)
-    headers = {"Authorization": f"Bearer {token}"}
+    headers = {"Authorization": f"Bearer {tokens[who]}"}
     failures: dict[str, str] = {}
     ran = 0
     for result in schema.get_all_operations():
