@@ -56,6 +56,11 @@ QUERIES = {
     "default list (newest first)": {},
     "filter status + sort by date": {"status__eq": ["open"], "sort": ["-day"]},
 }
+# Printed, not judged: a hop is the member's own read of the project, so the join carries
+# the project's row rule too. The member sorts all 25,000 of their rows where the admin
+# stops at page 1 of the date index, so no ratio to the admin is meaningful here.
+INFO = {"filter through a hop (project)": {"project.code__startswith": ["P0"], "sort": ["-day"]}}
+PROJECT_RULE = [{"field": "id", "member_of": "bench.project"}]
 
 
 def _text(zh: str, en: str) -> dict[str, str]:
@@ -138,6 +143,7 @@ def load(app: Any, rows: int) -> int:
     with open_session(app) as session:
         user = create_user(session, "member", "Bench-pass-1", ["site_member"])
         grant(session, "site_member", "bench.entry", ["read"], rows=RULE)
+        grant(session, "site_member", "bench.project", ["read"], rows=PROJECT_RULE)
         session.commit()
         member_id = user.id
     meta = _registry(app)
@@ -205,7 +211,7 @@ def measure(app: Any, member_id: int, runs: int) -> list[str]:
     meta = registry.meta("bench.entry")
     admin = system_principal()
     lines, met = [], True
-    for name, params in QUERIES.items():
+    for name, params in {**QUERIES, **INFO}.items():
         sides = {"admin": Timing("admin"), "member": Timing("member")}
         found = {}
         for i in range(runs + 2):
@@ -225,11 +231,12 @@ def measure(app: Any, member_id: int, runs: int) -> list[str]:
                     )
                     found[side] = page
         ratio = sides["member"].median_ms() / sides["admin"].median_ms()
-        met &= ratio <= TARGET
+        judged = name in QUERIES
+        met &= ratio <= TARGET or not judged
         lines.append(
             f"{name:30} admin {sides['admin'].median_ms():8.2f} ms ({found['admin'].total} rows)"
             f"   member {sides['member'].median_ms():8.2f} ms ({found['member'].total} rows)"
-            f"   ratio {ratio:5.2f}  {verdict(ratio <= TARGET)}"
+            f"   ratio {ratio:5.2f}  {verdict(ratio <= TARGET) if judged else '(info)'}"
         )
         _check(app, found["member"], registry, member_id)
     lines.append(f"target: member median ≤ {TARGET} × admin median on each query — {verdict(met)}")
@@ -256,7 +263,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--database-url", default=None)
     args = parser.parse_args(argv)
     kind = "pg" if args.database_url else "sqlite"
-    folder = args.folder / f"{kind}-{args.rows}-v3"  # v3: with the composite indexes
+    # v4: the member also reads their projects (the hop query)
+    folder = args.folder / f"{kind}-{args.rows}-v4"
     marker = folder / "loaded"
     fresh = not marker.exists()
     folder.mkdir(parents=True, exist_ok=True)

@@ -79,7 +79,7 @@ def conditions(
 def _stored(tfd: FieldDef | None, value: Any) -> Any:
     if tfd is None:
         return value
-    if isinstance(value, str) and tfd.kind.name not in ("string", "text", "select"):
+    if isinstance(value, str):  # a constant or a posted input: parse it like a filter value
         value = tfd.kind.parse_filter(tfd, value)
     return tfd.kind.to_db(tfd, value)
 

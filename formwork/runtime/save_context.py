@@ -82,22 +82,20 @@ class SaveContext:
         like a missing one, so a save never confirms that a record exists."""
         key = qualify(self.entity.pack, entity_key)
         meta = self.registry.meta(key)
-        table = meta.table
         kept = {i for i in ids if (key, i) in self.kept_refs}
-        found = self.exists(table, kept)
         fresh = set(ids) - kept
+        found = self.exists(meta.table, kept)
         if fresh:
-            where = [table.c.id.in_(fresh)]
-            rule = (
-                None
-                if self.author is None
-                else row_condition(self.registry, self.author, meta, "read")
-            )
-            if rule is not None:
-                where.append(rule)
-            rows = self.session.connection().execute(sa.select(table.c.id).where(*where))
+            where = [meta.table.c.id.in_(fresh), *self._author_rows(meta)]
+            rows = self.session.connection().execute(sa.select(meta.table.c.id).where(*where))
             found |= {r[0] for r in rows}
         return found
+
+    def _author_rows(self, meta: Any) -> list[Any]:
+        if self.author is None:
+            return []
+        rule = row_condition(self.registry, self.author, meta, "read")
+        return [] if rule is None else [rule]
 
     def matches(self, target: Any, record_id: Any, where: list[Any]) -> bool:
         """Return True when record `record_id` of `target` meets the conditions."""
