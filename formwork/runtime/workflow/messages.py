@@ -378,7 +378,7 @@ def _delivery(
         for wait in current:
             content = {**given, **payload} if kind == "message" else payload
             _check_payload(wait, content)
-            deliver(wait.receiver(), wait.definition, content)
+            deliver(wait.receiver(), wait.definition, content, given)
             details = {"name": name, "correlation": to_json(given)} if given else {"name": name}
             ctx.history(kind, step=wait.step, details=details)
 

@@ -29,7 +29,7 @@ from __future__ import annotations
 
 import contextvars
 import datetime as dt
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from importlib.metadata import version
 from typing import Any
@@ -48,6 +48,7 @@ from SpiffWorkflow.bpmn.parser.util import full_tag
 from SpiffWorkflow.bpmn.specs.control import BoundaryEventSplit, _EndJoin
 from SpiffWorkflow.bpmn.specs.event_definitions import timer as _timer
 from SpiffWorkflow.bpmn.specs.event_definitions.item_aware_event import ErrorEventDefinition
+from SpiffWorkflow.bpmn.specs.event_definitions.message import MessageEventDefinition
 from SpiffWorkflow.bpmn.specs.mixins.events.start_event import StartEvent
 from SpiffWorkflow.bpmn.specs.mixins.multiinstance_task import MultiInstanceTask
 from SpiffWorkflow.bpmn.specs.mixins.subworkflow_task import SubWorkflowTask
@@ -190,21 +191,58 @@ def trigger(scope: Any, name: str, start_spec: Any) -> Any:
     """Start the event subprocess `name` of a scope; return its start event's task."""
     top = scope.top_workflow
     child_id = scope.spec.start.trigger_wf(scope.task_tree, name)
+    _predict_after(scope.tasks[child_id])
     sub = top.subprocesses[child_id]
     return next(t for t in sub.tasks.values() if t.task_spec.name == start_spec.name)
 
 
-def deliver(task: Any, definition: Any, payload: Any) -> None:
+def _predict_after(holder: Any) -> bool:
+    """Give a triggered event subprocess the tasks that follow it. Spiff starts one without
+    predicting them, so when it ended nothing ran after it and the process never reached
+    its end (its data was lost). Return True when tasks were added."""
+    alive = TaskState.STARTED | TaskState.COMPLETED
+    if holder.children or not holder.task_spec.outputs or not holder.state & alive:
+        return False
+    holder.task_spec._predict(holder, mask=TaskState.NOT_FINISHED_MASK)
+    if holder.state == TaskState.COMPLETED:
+        for child in holder.children:
+            child.task_spec._update(child)
+    return True
+
+
+def deliver(
+    task: Any, definition: Any, payload: Any, correlation: Mapping[str, Any] | None = None
+) -> None:
     """Give one waiting catch event (or a triggered start event) the event of `definition`
     (its own, or one of an event-based gateway's) with a payload.
 
-    The event carries the workflow's own correlations: the receiver was chosen by
-    Formwork's correlation already, and Spiff would refuse a message without them.
+    Formwork chose the receiver by correlation already, so a message does not go through
+    Spiff's own correlation: it would evaluate each property's retrieval expression over
+    the payload (and fail when the payload names the value differently) and refuse a
+    message whose correlations differ from the workflow's. The values given are recorded
+    in the workflow's correlations the way Spiff keeps them.
     """
-    correlations = dict(getattr(task.workflow, "correlations", None) or {})
-    event = BpmnEvent(definition, payload=payload, correlations=correlations)
-    task.task_spec.catch(task, event)
+    event = BpmnEvent(definition, payload=payload)
+    if (
+        isinstance(definition, MessageEventDefinition)
+        and task.task_spec.event_definition is definition
+    ):
+        _remember(task.workflow, definition, correlation or {})
+        definition.update_internal_data(task, event)  # the payload, under the message's name
+        task._set_internal_data(event_fired=True)
+        if task.state != TaskState.WAITING:
+            task._set_state(TaskState.WAITING)
+    else:
+        event.correlations = dict(getattr(task.workflow, "correlations", None) or {})
+        task.task_spec.catch(task, event)
     task.task_spec._update(task)
+
+
+def _remember(workflow: Any, definition: Any, correlation: Mapping[str, Any]) -> None:
+    for prop in getattr(definition, "correlation_properties", ()):
+        if prop.name in correlation:
+            for key in prop.correlation_keys:
+                workflow.correlations.setdefault(key, {})[prop.name] = correlation[prop.name]
 
 
 # --- errors -------------------------------------------------------------------------------------
@@ -279,6 +317,8 @@ def settle(workflow: Any) -> bool:
     (run the engine again then)."""
     changed = False
     for scope in scopes(workflow):
+        for holder in _event_subprocess_tasks(scope):
+            changed = _predict_after(holder) or changed
         changed = _interrupt(scope) or changed
         changed = _close_idle(scope) or changed
     return changed
@@ -312,13 +352,19 @@ def _cancel_scope_except(scope: Any, keep: Any) -> None:
     for child in list(scope.task_tree.children):
         if child is not keep:
             child.cancel()
+    for end in _waiting_ends(scope):  # the event subprocess may have ended already
+        end.task_spec._update(end)
 
 
-def _close_idle(scope: Any) -> bool:
-    ends = [
+def _waiting_ends(scope: Any) -> list[Any]:
+    return [
         t for t in scope.tasks.values()
         if isinstance(t.task_spec, _EndJoin) and t.state == TaskState.WAITING
     ]  # fmt: skip
+
+
+def _close_idle(scope: Any) -> bool:
+    ends = _waiting_ends(scope)
     holders = [h for h in _event_subprocess_tasks(scope) if h.state & _OPEN]
     if not ends or not holders:
         return False
