@@ -25,7 +25,7 @@ from SpiffWorkflow.spiff.parser import VALIDATOR
 from formwork.runtime.errors import FieldError, ValidationFailed
 from formwork.runtime.workflow.checks import check_specs, error, extension_problems
 from formwork.runtime.workflow.decisions import use_decision_engine
-from formwork.runtime.workflow.spiff import Parser
+from formwork.runtime.workflow.spiff import Parser, connect_loops
 
 _DOCTYPE = re.compile(rb"<!\s*(DOCTYPE|ENTITY)", re.IGNORECASE)
 MAX_SOURCE = 2 * 1024 * 1024
@@ -139,6 +139,7 @@ def parse_process(  # noqa: PLR0913
     if problems:
         raise ValidationFailed(problems)
     use_decision_engine(specs)
+    connect_loops(specs)
     return ParsedProcess(
         key, spec.description or key, spec, subprocess_specs,
         {name: str((library or {})[name]) for name in used}, used_forms,

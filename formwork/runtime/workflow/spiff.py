@@ -13,7 +13,9 @@
   them, and keeps `isInterrupting`, which Spiff ignores.
 - A multi-instance task without an output item merged each instance's data, input item
   included, back into the parent, so the next sequential instance failed with "input item
-  already exists": the input item is now an instance's own variable.
+  already exists": the input item is now an instance's own variable. Loop and
+  multi-instance tasks are connected to their instances' completion when parsed, not only
+  when an instance is made, so one loaded into a fresh spec still completes.
 - Event subprocesses: an interrupting start event that fires cancels the rest of its scope,
   and a scope whose main flow ended cancels its event subprocesses that are only waiting
   to start (`settle`). Spiff 3.2 does neither: a process with a waiting timer event
@@ -29,7 +31,7 @@ from __future__ import annotations
 
 import contextvars
 import datetime as dt
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from importlib.metadata import version
 from typing import Any
@@ -50,7 +52,7 @@ from SpiffWorkflow.bpmn.specs.event_definitions import timer as _timer
 from SpiffWorkflow.bpmn.specs.event_definitions.item_aware_event import ErrorEventDefinition
 from SpiffWorkflow.bpmn.specs.event_definitions.message import MessageEventDefinition
 from SpiffWorkflow.bpmn.specs.mixins.events.start_event import StartEvent
-from SpiffWorkflow.bpmn.specs.mixins.multiinstance_task import MultiInstanceTask
+from SpiffWorkflow.bpmn.specs.mixins.multiinstance_task import LoopTask, MultiInstanceTask
 from SpiffWorkflow.bpmn.specs.mixins.subworkflow_task import SubWorkflowTask
 from SpiffWorkflow.spiff.parser import SpiffBpmnParser
 from SpiffWorkflow.spiff.parser.event_parsers import SpiffStartEventParser
@@ -150,6 +152,21 @@ def _merge_child_without_item(self: Any, workflow: Any, child: Any) -> None:
 
 
 MultiInstanceTask.merge_child = _merge_child_without_item  # type: ignore[method-assign]
+
+
+def connect_loops(specs: Iterable[Any]) -> None:
+    """Connect each loop and multi-instance task to the completion of its instances.
+
+    Spiff connects them only when it creates an instance, so a process loaded with running
+    instances into a freshly parsed spec (another web worker, a restart) never merged them:
+    a countersign (会签) started in one process stayed open for ever in the next.
+    """
+    for spec in specs:
+        for task_spec in spec.task_specs.values():
+            if isinstance(task_spec, LoopTask):
+                child = spec.task_specs[task_spec.task_spec]
+                if not child.completed_event.is_connected(task_spec.merge_child):
+                    child.completed_event.connect(task_spec.merge_child)
 
 
 # --- tasks and waiting events -------------------------------------------------------------------
