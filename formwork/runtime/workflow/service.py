@@ -295,7 +295,7 @@ class WorkflowService:
         # No savepoint: a failed step fails the whole transaction, which every caller rolls
         # back (the API and the worker then record the error on the instance).
         try:
-            with step_moment(ctx.now):  # Spiff's timers read the kernel's clock
+            with step_moment(ctx.now, ctx.zone):  # timers read the kernel's clock and zone
                 change(workflow, ctx)
                 if instance.status == "running":
                     run_engine(workflow)  # service failures become BPMN errors
@@ -335,7 +335,8 @@ class WorkflowService:
         instance.error = None
         instance.failed_action = None
         instance.attempts, instance.next_try_at = 0, None
-        instance.timer_due_at = next_timer(workflow) if instance.status == "running" else None
+        running = instance.status == "running"
+        instance.timer_due_at = next_timer(workflow, ctx.zone) if running else None
         self.session.flush()
 
     def _context(self, instance: ProcessInstance, definition: ProcessDefinition) -> StepContext:

@@ -4,6 +4,7 @@
   `SpiffWorkflow.bpmn.specs.event_definitions.timer`). A step must see the kernel's clock,
   so that module's `datetime` is replaced by a subclass whose `now()` answers the moment of
   the step being run (a context variable; outside a step, the wall).
+  A timer date without an offset is read in the company's zone (Spiff used the server's).
 - The state serializer's encoder mode is a flag on Spiff's shared registry.
 - Sub-workflows (embedded and event subprocesses, call activities) have no engine of their
   own: `BpmnSubWorkflow.script_engine` is a read-only property answering the top's.
@@ -36,6 +37,7 @@ from contextlib import contextmanager
 from importlib.metadata import version
 from typing import Any
 from uuid import UUID
+from zoneinfo import ZoneInfo
 
 from SpiffWorkflow.bpmn import BpmnEvent
 from SpiffWorkflow.bpmn.parser.event_parsers import (
@@ -87,15 +89,59 @@ class _StepDatetime(dt.datetime):
 
 _timer.datetime = _StepDatetime  # type: ignore[misc]
 
+_SERVER_ZONE = _timer.LOCALTZ
+_STEP_ZONE: contextvars.ContextVar[dt.tzinfo | None] = contextvars.ContextVar(
+    "formwork_step_zone", default=None
+)
+
+
+class _StepZone(dt.tzinfo):
+    """The time zone of a timer date written without an offset: the company's during a
+    step (Spiff used the server's), the server's outside one."""
+
+    def _zone(self) -> dt.tzinfo:
+        return _STEP_ZONE.get() or _SERVER_ZONE
+
+    def utcoffset(self, moment: dt.datetime | None) -> dt.timedelta | None:
+        """Return the zone's offset at `moment`."""
+        return self._zone().utcoffset(_naive(moment))
+
+    def dst(self, moment: dt.datetime | None) -> dt.timedelta | None:
+        """Return the zone's daylight-saving shift at `moment`."""
+        return self._zone().dst(_naive(moment))
+
+    def tzname(self, moment: dt.datetime | None) -> str | None:
+        """Return the zone's name at `moment`."""
+        return self._zone().tzname(_naive(moment))
+
+
+def _naive(moment: dt.datetime | None) -> dt.datetime | None:
+    return moment.replace(tzinfo=None) if moment is not None else None
+
+
+_timer.LOCALTZ = _StepZone()
+
 
 @contextmanager
-def step_moment(moment: dt.datetime) -> Iterator[None]:
-    """Let Spiff's timers read `moment` as now while the block runs."""
+def step_moment(moment: dt.datetime, zone: str | None = None) -> Iterator[None]:
+    """Let Spiff's timers read `moment` as now, and dates without an offset in `zone` (the
+    company's), while the block runs."""
     token = _STEP_NOW.set(moment)
+    try:
+        with step_zone(zone):
+            yield
+    finally:
+        _STEP_NOW.reset(token)
+
+
+@contextmanager
+def step_zone(zone: str | None) -> Iterator[None]:
+    """Let Spiff read timer dates without an offset in `zone` while the block runs."""
+    token = _STEP_ZONE.set(ZoneInfo(zone) if zone else None)
     try:
         yield
     finally:
-        _STEP_NOW.reset(token)
+        _STEP_ZONE.reset(token)
 
 
 @contextmanager
