@@ -129,3 +129,15 @@ def test_processes_send_messages_and_signals_after_their_step_commits(app, sessi
     workflow = service_for(app, session).read(instance(session, iid))
     unload = workflow.get_tasks(state=16, manual=True)[0]
     assert unload.data["receipt"] == {"shipment": "S-5", "received_by": "the gate"}
+
+
+def test_senders_are_a_list_of_role_names():
+    from formwork.runtime.errors import ValidationFailed
+    from formwork.runtime.workflow.deploy import check_binding
+
+    assert check_binding({"entity": "a.b", "senders": ["erp"]}) == {
+        "entity": "a.b",
+        "senders": ["erp"],
+    }
+    with pytest.raises(ValidationFailed, match="role names"):
+        check_binding({"entity": "a.b", "senders": "erp"})
