@@ -56,6 +56,7 @@ def service_for(app: Any, session: Any, user: Any = None) -> Any:
 def ready(session: Any, instance_id: int) -> dict[str, TaskRow]:
     """Return the instance's ready task rows by step (in a fresh transaction)."""
     session.rollback()
+    session.expire_all()  # rows kept from before (expire_on_commit is off) are read again
     rows = session.scalars(
         sa.select(TaskRow).where(TaskRow.instance_id == instance_id, TaskRow.status == "ready")
     ).all()
@@ -74,6 +75,7 @@ def act(service: Any, row: TaskRow, action: str = "approve", data: Any = None) -
 def instance(session: Any, instance_id: int) -> ProcessInstance:
     """Return an instance as stored now (in a fresh transaction)."""
     session.rollback()
+    session.expire_all()  # an instance kept from before (expire_on_commit is off) is read again
     found = session.get(ProcessInstance, instance_id)
     assert found is not None
     return found

@@ -261,7 +261,10 @@ def _timer_value_problem(timer: Any, value: Any) -> str | None:
 
 def extension_problems(tree: Any, lines: Mapping[str, int]) -> Iterator[FieldError]:
     """Yield a problem for every Spiff extension element Formwork does not implement."""
+    refused: set[Any] = set()
     for node in tree.iter(f"{{{SPIFF_NS}}}*"):
+        if any(parent in refused for parent in node.iterancestors()):
+            continue  # inside a refused extension: said once, for the extension
         name = node.tag.split("}", 1)[1]
         owner = _owner_id(node)
         at = f"element '{owner}'" + (f" at line {node.sourceline}" if node.sourceline else "")
@@ -272,6 +275,7 @@ def extension_problems(tree: Any, lines: Mapping[str, int]) -> Iterator[FieldErr
                 yield error("/bpmn", f"{at}: spiffworkflow property '{prop}' is not one "
                                      f"Formwork reads ({known})")  # fmt: skip
         elif name not in EXTENSIONS:
+            refused.add(node)
             reason = REFUSED.get(name, "Formwork does not implement it")
             yield error("/bpmn", f"{at}: spiffworkflow:{name} refused: {reason}")
 

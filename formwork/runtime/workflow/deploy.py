@@ -13,7 +13,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
-from formwork.runtime.errors import FieldError, NotFound, ValidationFailed
+from formwork.runtime.errors import FieldError, NotFound, PermissionDenied, ValidationFailed
 from formwork.runtime.security import Principal
 from formwork.runtime.workflow.models import ProcessDefinition
 from formwork.runtime.workflow.parsing import MAX_SOURCE, ParsedProcess, parse_process
@@ -84,11 +84,8 @@ def deploy(
     uses are stored with the version. Returns the definition and whether it is new.
     """
     if not principal.is_admin:
-        from formwork.runtime.errors import PermissionDenied
-
         raise PermissionDenied("only administrators deploy processes")
-    bpmn_text = bpmn.decode("utf-8") if isinstance(bpmn, bytes) else bpmn
-    dmn_texts = [d.decode("utf-8") if isinstance(d, bytes) else d for d in dmn]
+    bpmn_text, dmn_texts = _text(bpmn), [_text(d) for d in dmn]
     parsed = parse_process(bpmn_text, dmn_texts, key, library=library, forms=forms)
     checked = check_binding(binding, entities)
     _refuse_problems(parsed, checked, services)
@@ -126,6 +123,10 @@ def _refuse_problems(
     )
     if found:
         raise ValidationFailed([FieldError("/bpmn", "bpmn", {"detail": p}) for p in found])
+
+
+def _text(source: str | bytes) -> str:
+    return source.decode("utf-8") if isinstance(source, bytes) else source
 
 
 def _resources(parsed: ParsedProcess) -> dict[str, Any] | None:

@@ -41,7 +41,6 @@ from formwork.runtime.errors import (
     Conflict,
     FieldError,
     NotFound,
-    PermissionDenied,
     ValidationFailed,
 )
 from formwork.runtime.expressions import ExpressionError, evaluate
@@ -263,7 +262,9 @@ def deliver_message(
     instances = sorted({r.instance_id for r in rows})
     if not instances:
         shown = json.dumps(to_json(correlation), ensure_ascii=False, sort_keys=True)
-        raise NotFound(f"no process waits for message '{name}' with correlation {shown}")
+        raise NotFound(
+            f"no process you may send to waits for message '{name}' with correlation {shown}"
+        )
     if len(instances) > 1:
         raise Conflict(
             f"{len(instances)} processes wait for message '{name}' with this correlation; "
@@ -284,10 +285,7 @@ def broadcast_signal(
     """Deliver a signal to every instance waiting for it, each in its own step; a failed
     one is recorded on its instance and the others go on."""
     name, _none, payload = check_request(name, None, payload)
-    found = _rows(service.session, "signal", name, {})
-    rows = _allowed(service, found, sender, refuse=False)
-    if found and not rows:
-        raise PermissionDenied(f"'{service.principal.username}' may not send signal '{name}'")
+    rows = _allowed(service, _rows(service.session, "signal", name, {}), sender)
     delivered, failed = [], {}
     action = {"action": "signal", "name": name, "payload": to_json(payload)}
     for instance_id in sorted({r.instance_id for r in rows}):
@@ -335,7 +333,9 @@ def _rows(session: Session, kind: str, name: str, correlation: Mapping[str, Any]
     return list(session.scalars(query.order_by(WaitingEvent.instance_id)))
 
 
-def _allowed(service: Any, rows: list[Any], sender: Sender, refuse: bool = True) -> list[Any]:
+def _allowed(service: Any, rows: list[Any], sender: Sender) -> list[Any]:
+    """Return the rows whose instance the sender may reach. The others are left out as if
+    they did not wait: whether a process waits is not told to someone who may not send."""
     if not rows:
         return rows
     instances = {
@@ -348,8 +348,6 @@ def _allowed(service: Any, rows: list[Any], sender: Sender, refuse: bool = True)
         r for r in rows
         if r.instance_id in instances and _may_send(service, instances[r.instance_id], sender)
     ]  # fmt: skip
-    if refuse and not allowed:
-        raise PermissionDenied(f"'{service.principal.username}' may not send this message")
     return allowed
 
 
@@ -378,7 +376,7 @@ def _delivery(
         for wait in current:
             content = {**given, **payload} if kind == "message" else payload
             _check_payload(wait, content)
-            deliver(wait.receiver(), wait.definition, content)
+            deliver(wait.receiver(), wait.definition, content, given)
             details = {"name": name, "correlation": to_json(given)} if given else {"name": name}
             ctx.history(kind, step=wait.step, details=details)
 

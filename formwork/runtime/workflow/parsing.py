@@ -25,7 +25,7 @@ from SpiffWorkflow.spiff.parser import VALIDATOR
 from formwork.runtime.errors import FieldError, ValidationFailed
 from formwork.runtime.workflow.checks import check_specs, error, extension_problems
 from formwork.runtime.workflow.decisions import use_decision_engine
-from formwork.runtime.workflow.spiff import Parser
+from formwork.runtime.workflow.spiff import Parser, connect_loops
 
 _DOCTYPE = re.compile(rb"<!\s*(DOCTYPE|ENTITY)", re.IGNORECASE)
 MAX_SOURCE = 2 * 1024 * 1024
@@ -94,7 +94,7 @@ def process_id(tree: Any, wanted: str | None) -> str:
     return str(callers[0])
 
 
-def parse_process(  # noqa: PLR0913
+def parse_process(
     bpmn: str | bytes,
     dmn: Sequence[str | bytes] = (),
     key: str | None = None,
@@ -108,6 +108,30 @@ def parse_process(  # noqa: PLR0913
     lines = _lines(tree)
     dmn_trees = [xml(text, f"/dmn/{i}") for i, text in enumerate(dmn)]
     called = {name: xml(text, f"/called/{name}") for name, text in (library or {}).items()}
+    parser, key, spec, subprocess_specs = _parse(tree, dmn_trees, called, key, lines)
+    specs = [spec, *subprocess_specs.values()]
+    used = _used_documents(parser, subprocess_specs, called)
+    problems = list(extension_problems(tree, lines))
+    for name in used:
+        their_lines = _lines(called[name])
+        lines.update({k: v for k, v in their_lines.items() if k not in lines})
+        problems += [_in(name, p) for p in extension_problems(called[name], their_lines)]
+    used_forms, form_problems = resolve_forms(specs, forms or {}, lines)
+    problems += form_problems + list(check_specs(specs, lines))
+    if problems:
+        raise ValidationFailed(problems)
+    use_decision_engine(specs)
+    connect_loops(specs)
+    return ParsedProcess(
+        key, spec.description or key, spec, subprocess_specs,
+        {name: str((library or {})[name]) for name in used}, used_forms,
+    )  # fmt: skip
+
+
+def _parse(
+    tree: Any, dmn_trees: list[Any], called: Mapping[str, Any], key: str | None, lines: Any
+) -> tuple[Any, str, Any, Mapping[str, Any]]:
+    """Return Spiff's parser, the process id, its spec and its subprocesses' specs."""
     parser = Parser(validator=VALIDATOR)
     try:
         for i, dmn_tree in enumerate(dmn_trees):
@@ -117,8 +141,7 @@ def parse_process(  # noqa: PLR0913
         for name, called_tree in called.items():
             parser.add_bpmn_xml(called_tree, filename=name)
         key = process_id(tree, key)
-        spec = parser.get_spec(key)
-        subprocess_specs = parser.get_subprocess_specs(key)
+        return parser, key, parser.get_spec(key), parser.get_subprocess_specs(key)
     except ValidationException as exc:
         raise ValidationFailed([error("/bpmn", _describe(exc, lines))]) from None
     except SpiffWorkflowException as exc:
@@ -127,22 +150,6 @@ def parse_process(  # noqa: PLR0913
         # Spiff's parser assumes well-formed BPMN; odd but valid XML trips it. Say so, not 500.
         detail = f"cannot be read as BPMN/DMN: {type(exc).__name__}: {exc}"
         raise ValidationFailed([error("/bpmn", detail)]) from None
-    specs = [spec, *subprocess_specs.values()]
-    used = _used_documents(parser, subprocess_specs, called)
-    for name in used:
-        lines.update({k: v for k, v in _lines(called[name]).items() if k not in lines})
-    problems = list(extension_problems(tree, lines))
-    for name in used:
-        problems += [_in(name, p) for p in extension_problems(called[name], _lines(called[name]))]
-    used_forms, form_problems = resolve_forms(specs, forms or {}, lines)
-    problems += form_problems + list(check_specs(specs, lines))
-    if problems:
-        raise ValidationFailed(problems)
-    use_decision_engine(specs)
-    return ParsedProcess(
-        key, spec.description or key, spec, subprocess_specs,
-        {name: str((library or {})[name]) for name in used}, used_forms,
-    )  # fmt: skip
 
 
 def _in(name: str, problem: FieldError) -> FieldError:

@@ -303,7 +303,7 @@ class WorkflowService:
         # No savepoint: a failed step fails the whole transaction, which every caller rolls
         # back (the API and the worker then record the error on the instance).
         try:
-            with step_moment(ctx.now):  # Spiff's timers read the kernel's clock
+            with step_moment(ctx.now, ctx.zone):  # timers read the kernel's clock and zone
                 change(workflow, ctx)
                 if instance.status == "running":
                     workflow.refresh_timers()
@@ -380,7 +380,8 @@ class WorkflowService:
         instance.error = None
         instance.failed_action = None
         instance.attempts, instance.next_try_at = 0, None
-        instance.timer_due_at = next_timer(workflow) if instance.status == "running" else None
+        running = instance.status == "running"
+        instance.timer_due_at = next_timer(workflow, ctx.zone) if running else None
         self.session.flush()
 
     def context_for(self, instance: ProcessInstance) -> StepContext:

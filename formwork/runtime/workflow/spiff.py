@@ -4,6 +4,7 @@
   `SpiffWorkflow.bpmn.specs.event_definitions.timer`). A step must see the kernel's clock,
   so that module's `datetime` is replaced by a subclass whose `now()` answers the moment of
   the step being run (a context variable; outside a step, the wall).
+  A timer date without an offset is read in the company's zone (Spiff used the server's).
 - The state serializer's encoder mode is a flag on Spiff's shared registry.
 - Sub-workflows (embedded and event subprocesses, call activities) have no engine of their
   own: `BpmnSubWorkflow.script_engine` is a read-only property answering the top's.
@@ -13,7 +14,9 @@
   them, and keeps `isInterrupting`, which Spiff ignores.
 - A multi-instance task without an output item merged each instance's data, input item
   included, back into the parent, so the next sequential instance failed with "input item
-  already exists": the input item is now an instance's own variable.
+  already exists": the input item is now an instance's own variable. Loop and
+  multi-instance tasks are connected to their instances' completion when parsed, not only
+  when an instance is made, so one loaded into a fresh spec still completes.
 - Event subprocesses: an interrupting start event that fires cancels the rest of its scope,
   and a scope whose main flow ended cancels its event subprocesses that are only waiting
   to start (`settle`). Spiff 3.2 does neither: a process with a waiting timer event
@@ -29,11 +32,12 @@ from __future__ import annotations
 
 import contextvars
 import datetime as dt
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from importlib.metadata import version
 from typing import Any
 from uuid import UUID
+from zoneinfo import ZoneInfo
 
 from SpiffWorkflow.bpmn import BpmnEvent
 from SpiffWorkflow.bpmn.parser.event_parsers import (
@@ -48,8 +52,9 @@ from SpiffWorkflow.bpmn.parser.util import full_tag
 from SpiffWorkflow.bpmn.specs.control import BoundaryEventSplit, _EndJoin
 from SpiffWorkflow.bpmn.specs.event_definitions import timer as _timer
 from SpiffWorkflow.bpmn.specs.event_definitions.item_aware_event import ErrorEventDefinition
+from SpiffWorkflow.bpmn.specs.event_definitions.message import MessageEventDefinition
 from SpiffWorkflow.bpmn.specs.mixins.events.start_event import StartEvent
-from SpiffWorkflow.bpmn.specs.mixins.multiinstance_task import MultiInstanceTask
+from SpiffWorkflow.bpmn.specs.mixins.multiinstance_task import LoopTask, MultiInstanceTask
 from SpiffWorkflow.bpmn.specs.mixins.subworkflow_task import SubWorkflowTask
 from SpiffWorkflow.spiff.parser import SpiffBpmnParser
 from SpiffWorkflow.spiff.parser.event_parsers import SpiffStartEventParser
@@ -84,15 +89,59 @@ class _StepDatetime(dt.datetime):
 
 _timer.datetime = _StepDatetime  # type: ignore[misc]
 
+_SERVER_ZONE = _timer.LOCALTZ
+_STEP_ZONE: contextvars.ContextVar[dt.tzinfo | None] = contextvars.ContextVar(
+    "formwork_step_zone", default=None
+)
+
+
+class _StepZone(dt.tzinfo):
+    """The time zone of a timer date written without an offset: the company's during a
+    step (Spiff used the server's), the server's outside one."""
+
+    def _zone(self) -> dt.tzinfo:
+        return _STEP_ZONE.get() or _SERVER_ZONE
+
+    def utcoffset(self, moment: dt.datetime | None) -> dt.timedelta | None:
+        """Return the zone's offset at `moment`."""
+        return self._zone().utcoffset(_naive(moment))
+
+    def dst(self, moment: dt.datetime | None) -> dt.timedelta | None:
+        """Return the zone's daylight-saving shift at `moment`."""
+        return self._zone().dst(_naive(moment))
+
+    def tzname(self, moment: dt.datetime | None) -> str | None:
+        """Return the zone's name at `moment`."""
+        return self._zone().tzname(_naive(moment))
+
+
+def _naive(moment: dt.datetime | None) -> dt.datetime | None:
+    return moment.replace(tzinfo=None) if moment is not None else None
+
+
+_timer.LOCALTZ = _StepZone()
+
 
 @contextmanager
-def step_moment(moment: dt.datetime) -> Iterator[None]:
-    """Let Spiff's timers read `moment` as now while the block runs."""
+def step_moment(moment: dt.datetime, zone: str | None = None) -> Iterator[None]:
+    """Let Spiff's timers read `moment` as now, and dates without an offset in `zone` (the
+    company's), while the block runs."""
     token = _STEP_NOW.set(moment)
+    try:
+        with step_zone(zone):
+            yield
+    finally:
+        _STEP_NOW.reset(token)
+
+
+@contextmanager
+def step_zone(zone: str | None) -> Iterator[None]:
+    """Let Spiff read timer dates without an offset in `zone` while the block runs."""
+    token = _STEP_ZONE.set(ZoneInfo(zone) if zone else None)
     try:
         yield
     finally:
-        _STEP_NOW.reset(token)
+        _STEP_ZONE.reset(token)
 
 
 @contextmanager
@@ -151,6 +200,21 @@ def _merge_child_without_item(self: Any, workflow: Any, child: Any) -> None:
 MultiInstanceTask.merge_child = _merge_child_without_item  # type: ignore[method-assign]
 
 
+def connect_loops(specs: Iterable[Any]) -> None:
+    """Connect each loop and multi-instance task to the completion of its instances.
+
+    Spiff connects them only when it creates an instance, so a process loaded with running
+    instances into a freshly parsed spec (another web worker, a restart) never merged them:
+    a countersign (会签) started in one process stayed open for ever in the next.
+    """
+    for spec in specs:
+        for task_spec in spec.task_specs.values():
+            if isinstance(task_spec, LoopTask):
+                child = spec.task_specs[task_spec.task_spec]
+                if not child.completed_event.is_connected(task_spec.merge_child):
+                    child.completed_event.connect(task_spec.merge_child)
+
+
 # --- tasks and waiting events -------------------------------------------------------------------
 
 
@@ -190,21 +254,58 @@ def trigger(scope: Any, name: str, start_spec: Any) -> Any:
     """Start the event subprocess `name` of a scope; return its start event's task."""
     top = scope.top_workflow
     child_id = scope.spec.start.trigger_wf(scope.task_tree, name)
+    _predict_after(scope.tasks[child_id])
     sub = top.subprocesses[child_id]
     return next(t for t in sub.tasks.values() if t.task_spec.name == start_spec.name)
 
 
-def deliver(task: Any, definition: Any, payload: Any) -> None:
+def _predict_after(holder: Any) -> bool:
+    """Give a triggered event subprocess the tasks that follow it. Spiff starts one without
+    predicting them, so when it ended nothing ran after it and the process never reached
+    its end (its data was lost). Return True when tasks were added."""
+    alive = TaskState.STARTED | TaskState.COMPLETED
+    if holder.children or not holder.task_spec.outputs or not holder.state & alive:
+        return False
+    holder.task_spec._predict(holder, mask=TaskState.NOT_FINISHED_MASK)
+    if holder.state == TaskState.COMPLETED:
+        for child in holder.children:
+            child.task_spec._update(child)
+    return True
+
+
+def deliver(
+    task: Any, definition: Any, payload: Any, correlation: Mapping[str, Any] | None = None
+) -> None:
     """Give one waiting catch event (or a triggered start event) the event of `definition`
     (its own, or one of an event-based gateway's) with a payload.
 
-    The event carries the workflow's own correlations: the receiver was chosen by
-    Formwork's correlation already, and Spiff would refuse a message without them.
+    Formwork chose the receiver by correlation already, so a message does not go through
+    Spiff's own correlation: it would evaluate each property's retrieval expression over
+    the payload (and fail when the payload names the value differently) and refuse a
+    message whose correlations differ from the workflow's. The values given are recorded
+    in the workflow's correlations the way Spiff keeps them.
     """
-    correlations = dict(getattr(task.workflow, "correlations", None) or {})
-    event = BpmnEvent(definition, payload=payload, correlations=correlations)
-    task.task_spec.catch(task, event)
+    event = BpmnEvent(definition, payload=payload)
+    if (
+        isinstance(definition, MessageEventDefinition)
+        and task.task_spec.event_definition is definition
+    ):
+        _remember(task.workflow, definition, correlation or {})
+        definition.update_internal_data(task, event)  # the payload, under the message's name
+        task._set_internal_data(event_fired=True)
+        if task.state != TaskState.WAITING:
+            task._set_state(TaskState.WAITING)
+    else:
+        event.correlations = dict(getattr(task.workflow, "correlations", None) or {})
+        task.task_spec.catch(task, event)
     task.task_spec._update(task)
+
+
+def _remember(workflow: Any, definition: Any, correlation: Mapping[str, Any]) -> None:
+    for prop in getattr(definition, "correlation_properties", ()):
+        if prop.name in correlation:
+            for key in prop.correlation_keys:
+                workflow.correlations.setdefault(key, {})[prop.name] = correlation[prop.name]
 
 
 # --- errors -------------------------------------------------------------------------------------
@@ -279,6 +380,8 @@ def settle(workflow: Any) -> bool:
     (run the engine again then)."""
     changed = False
     for scope in scopes(workflow):
+        for holder in _event_subprocess_tasks(scope):
+            changed = _predict_after(holder) or changed
         changed = _interrupt(scope) or changed
         changed = _close_idle(scope) or changed
     return changed
@@ -312,13 +415,19 @@ def _cancel_scope_except(scope: Any, keep: Any) -> None:
     for child in list(scope.task_tree.children):
         if child is not keep:
             child.cancel()
+    for end in _waiting_ends(scope):  # the event subprocess may have ended already
+        end.task_spec._update(end)
 
 
-def _close_idle(scope: Any) -> bool:
-    ends = [
+def _waiting_ends(scope: Any) -> list[Any]:
+    return [
         t for t in scope.tasks.values()
         if isinstance(t.task_spec, _EndJoin) and t.state == TaskState.WAITING
     ]  # fmt: skip
+
+
+def _close_idle(scope: Any) -> bool:
+    ends = _waiting_ends(scope)
     holders = [h for h in _event_subprocess_tasks(scope) if h.state & _OPEN]
     if not ends or not holders:
         return False

@@ -12,12 +12,18 @@ from SpiffWorkflow.bpmn.specs.event_definitions.timer import TimerEventDefinitio
 from sqlalchemy.orm import Session
 
 from formwork.runtime.workflow.models import ProcessInstance
-from formwork.runtime.workflow.spiff import waiting_tasks
+from formwork.runtime.workflow.spiff import step_zone, waiting_tasks
 
 
-def next_timer(workflow: BpmnWorkflow) -> dt.datetime | None:
+def next_timer(workflow: BpmnWorkflow, zone: str | None = None) -> dt.datetime | None:
     """Return the earliest due time of the workflow's waiting timers (None: no timer),
-    those inside subprocesses and event subprocesses included."""
+    those inside subprocesses and event subprocesses included; a date without an offset
+    is in `zone` (the company's)."""
+    with step_zone(zone):
+        return _earliest(workflow)
+
+
+def _earliest(workflow: BpmnWorkflow) -> dt.datetime | None:
     due: list[dt.datetime] = []
     for task in waiting_tasks(workflow):
         if not _has_timer(getattr(task.task_spec, "event_definition", None)):

@@ -1,0 +1,1 @@
+"""Stored workflow states from each Formwork release (see README.md)."""
