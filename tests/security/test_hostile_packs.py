@@ -13,7 +13,6 @@ from __future__ import annotations
 import io
 import json
 import struct
-import time
 import zipfile
 from typing import Any
 
@@ -164,14 +163,12 @@ def test_a_member_lying_about_its_size_is_refused():
 def test_a_huge_entry_count_is_refused_before_the_directory_is_parsed():
     # An end record declaring 60,000 entries: refused from the 22 bytes alone.
     end = b"PK\x05\x06" + struct.pack("<HHHHIIH", 0, 0, 60000, 60000, 0, 0, 0)
-    started = time.perf_counter()
     assert "60000 entries" in archive_refusal(end)
     buffer = io.BytesIO()
     with zipfile.ZipFile(buffer, "w") as archive:
         for i in range(5000):
             archive.writestr(f"docs/{i}.md", b"")
     assert "more than 1000 files" in archive_refusal(buffer.getvalue())
-    assert time.perf_counter() - started < 5
 
 
 def test_an_encrypted_member_is_refused_naming_it():
