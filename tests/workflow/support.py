@@ -99,11 +99,23 @@ def reserve_budget(ctx: Any, params: dict[str, Any]) -> Any:
     return {"reserved": str(params["amount"])}
 
 
+def budget_spec() -> Any:
+    """Return the declaration of the procure pack's `reserve_budget` service."""
+    from formwork.runtime.workflow.services import Param, ServiceSpec
+
+    return ServiceSpec("reserve_budget", reserve_budget, {"amount": Param(True)})
+
+
+def procure_services() -> dict[str, Any]:
+    """Return the platform's services and `reserve_budget` (for a check without an app)."""
+    from formwork.runtime.workflow.services import platform_services
+
+    return {**platform_services(), "reserve_budget": budget_spec()}
+
+
 def budget_services(app: Any) -> Any:
     """Register the procure pack's `reserve_budget` service on the app's kernel; return the
     kernel's services (what the pack is checked and deployed against)."""
-    from formwork.runtime.workflow.services import Param, ServiceSpec
-
     runtime = kernel_of(app).workflow
-    runtime.register(ServiceSpec("reserve_budget", reserve_budget, {"amount": Param(True)}))
+    runtime.register(budget_spec())
     return runtime.services

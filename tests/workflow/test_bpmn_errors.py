@@ -17,6 +17,7 @@ from formwork.runtime.security import system_principal
 from formwork.runtime.workflow.context import StepFailed
 from formwork.runtime.workflow.deploy import parse_process
 from formwork.runtime.workflow.errors import ServiceError
+from formwork.runtime.workflow.services import Param, ServiceSpec
 from tests.workflow.support import (
     act,
     deploy_file,
@@ -41,12 +42,12 @@ def charge(app: Any) -> list[Any]:
             raise failure
         return {"charged": str(params["amount"])}
 
-    kernel_of(app).workflow.services["charge_card"] = service
+    kernel_of(app).workflow.register(ServiceSpec("charge_card", service, {"amount": Param(True)}))
     return plan
 
 
 def test_a_service_failure_is_caught_by_its_error_boundary_event(app, session, people, charge):
-    deploy_file(session, "errors.bpmn")
+    deploy_file(session, "errors.bpmn", services=kernel_of(app).workflow.services)
     charge.append(ServiceError("card-declined", "the bank declined the card"))
     started = service_for(app, session).start("errors", {"amount": Decimal("12.50")})
     session.commit()
@@ -64,7 +65,7 @@ def test_a_service_failure_is_caught_by_its_error_boundary_event(app, session, p
 def test_an_error_no_boundary_names_goes_to_the_error_event_subprocess(
     app, session, people, charge
 ):
-    deploy_file(session, "errors.bpmn")
+    deploy_file(session, "errors.bpmn", services=kernel_of(app).workflow.services)
     charge.append(NotFound("no such card"))  # kind 'not-found': the boundary wants another
     boss = service_for(app, session)
     started = boss.start("errors", {"amount": Decimal("1")})
@@ -82,8 +83,8 @@ def test_an_uncaught_service_failure_is_a_422_naming_step_element_and_cause(
     def vendor_lookup(ctx: Any, params: dict[str, Any]) -> Any:
         raise NotFound("no vendor 'V-9'")
 
-    kernel_of(app).workflow.services["vendor_lookup"] = vendor_lookup
-    deploy_file(session, "uncaught.bpmn")
+    kernel_of(app).workflow.register(ServiceSpec("vendor_lookup", vendor_lookup))
+    deploy_file(session, "uncaught.bpmn", services=kernel_of(app).workflow.services)
     chief = api_for("chief")
     started = chief.post("/api/v1/processes", {"process": "uncaught", "data": {}})
     task = started.json["tasks"][0]

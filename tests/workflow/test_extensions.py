@@ -16,7 +16,16 @@ from formwork.runtime.workflow.instructions import render
 from formwork.runtime.workflow.spiff import find_task
 from formwork.runtime.workflow.tasks import form_schema
 from tests.web.conftest import sign_in
-from tests.workflow.support import PACKS, install_pack, instance, ready, service_for, source
+from tests.workflow.support import (
+    PACKS,
+    budget_services,
+    install_pack,
+    instance,
+    procure_services,
+    ready,
+    service_for,
+    source,
+)
 
 
 def pack_copy(tmp_path: Path, edit: Any = None) -> Path:
@@ -31,12 +40,13 @@ def pack_copy(tmp_path: Path, edit: Any = None) -> Path:
 
 def problems(folder: Path) -> list[str]:
     with pytest.raises(PackInvalid) as caught:
-        check_pack(read_pack(folder))
+        check_pack(read_pack(folder), services=procure_services())
     return [f"{p.code} {p.file} {p.message}" for p in caught.value.problems]
 
 
 def test_pack_check_resolves_form_files_and_says_what_is_missing(tmp_path):
-    assert check_pack(read_pack(pack_copy(tmp_path))).name == "procure"
+    checked = check_pack(read_pack(pack_copy(tmp_path)), services=procure_services())
+    assert checked.name == "procure"
     missing = pack_copy(tmp_path / "a", lambda t: t.replace(">quote.json<", ">offer.json<"))
     [found] = problems(missing)
     assert found.startswith("pack.E062 workflows/purchase.bpmn")
@@ -60,7 +70,8 @@ REFUSED = [
     (
         "<spiffworkflow:properties><spiffworkflow:property name='priority' value='1' />"
         "</spiffworkflow:properties>",
-        "spiffworkflow property 'priority' is not one Formwork reads (assignee, due, form)",
+        "spiffworkflow property 'priority' is not one Formwork reads (assignee, due, form, "
+        "self_approval)",
     ),
 ]
 
@@ -100,7 +111,7 @@ def test_instructions_are_filled_in_by_the_safe_evaluator_only():
 def test_the_task_page_shows_instructions_escaped_and_the_form_from_its_file(
     app, session, people, api_for
 ):
-    install_pack(session, "procure")
+    install_pack(session, "procure", budget_services(app))
     boss = service_for(app, session)
     data = {"item": "<script>alert(1)</script>", "amount": 5, "order_no": "PO-1"}
     started = boss.start("purchase", data)

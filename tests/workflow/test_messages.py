@@ -18,7 +18,11 @@ from formwork.runtime.workflow.worker import run_due_jobs
 from tests.workflow.support import deploy_file, history, instance, kernel_of, ready, service_for
 
 pytestmark = pytest.mark.dates
-BINDING = {"entity": "ccb.change_request", "senders": ["dispatcher"]}
+BINDING = {
+    "entity": "ccb.change_request",
+    "senders": ["dispatcher"],
+    "outcomes": {"end": "approved", "cancel_end": "withdrawn"},
+}
 
 
 @pytest.fixture

@@ -41,11 +41,17 @@ def end_events(spec: Any) -> list[Any]:
     )
 
 
-def outcome_problems(spec: Any, binding: Mapping[str, Any] | None) -> Iterator[str]:
-    """Yield what is wrong with a binding's outcomes for a process (nothing when fine)."""
+def outcome_problems(
+    spec: Any, binding: Mapping[str, Any] | None, inner: Iterable[Any] = ()
+) -> Iterator[str]:
+    """Yield what is wrong with a binding's outcomes for a process (nothing when fine).
+
+    `inner` are its subprocess specs: an event subprocess's end event may end the process
+    too, so the binding may name it (it then maps that ending)."""
     declared = dict((binding or {}).get("outcomes") or {})
     ends = end_events(spec)
     ids = {str(ts.bpmn_id) for ts in ends}
+    ids |= {str(ts.bpmn_id) for sub in inner for ts in end_events(sub)}
     for name in sorted(set(declared) - ids):
         yield f"outcomes name '{name}', which is not an end event of '{spec.name}'"
     if not declared and _single_plain_end(ends):
@@ -76,7 +82,8 @@ def outcome_of(workflow: BpmnWorkflow, binding: Mapping[str, Any] | None) -> tup
     declared = dict((binding or {}).get("outcomes") or {})
     found = declared.get(reached)
     if found is None:
-        if not declared and _single_plain_end(end_events(workflow.spec)):
+        ends = end_events(workflow.spec)
+        if not declared and _single_plain_end(ends) and reached == str(ends[0].bpmn_id):
             return reached, Outcome(APPROVED)
         raise LookupError(f"end event '{reached}' has no outcome in the process binding")
     if isinstance(found, Mapping):
@@ -85,15 +92,18 @@ def outcome_of(workflow: BpmnWorkflow, binding: Mapping[str, Any] | None) -> tup
 
 
 def reached_end(workflow: BpmnWorkflow) -> str | None:
-    """Return the id of the (last) end event of the top process a workflow reached."""
+    """Return the id of the end event that ended a workflow: the last one of its top process
+    reached, else the last one reached anywhere (an interrupting event subprocess's)."""
     done = [
         t
         for t in workflow.get_tasks(state=TaskState.COMPLETED)
-        if isinstance(t.task_spec, EndEvent) and t.workflow is workflow
+        if isinstance(t.task_spec, EndEvent)
     ]
-    if not done:
+    top = [t for t in done if t.workflow is workflow]
+    chosen = top or done
+    if not chosen:
         return None
-    last = max(done, key=lambda t: t.last_state_change)
+    last = max(chosen, key=lambda t: t.last_state_change)
     return str(last.task_spec.bpmn_id)
 
 

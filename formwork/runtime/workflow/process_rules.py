@@ -37,7 +37,7 @@ def process_problems(
     specs = list(specs)
     problems: list[str] = []
     if binding and binding.get("entity") and specs:
-        problems += list(outcome_problems(specs[0], binding))
+        problems += list(outcome_problems(specs[0], binding, specs[1:]))
     task_specs = [ts for spec in specs for ts in spec.task_specs.values()]
     for ts in task_specs:
         if hasattr(ts, "operation_name"):
