@@ -145,6 +145,11 @@ _MESSAGES: dict[str, tuple[str, str]] = {
         "The sheet {part} holds more than {max} cells (counted by row {rows}); "
         "split it into smaller files.",
     ),
+    "sheet_strings": (
+        "该 Excel 文件的文本表 {part} 超过 {max} 项；请拆分成较小的文件。",
+        "The Excel file's string table {part} holds more than {max} entries; "
+        "split it into smaller files.",
+    ),
     "sheet_too_complex": (
         "工作表 {part} 包含超过 {n} 个 XML 元素。",
         "The sheet {part} holds more than {n} XML elements.",

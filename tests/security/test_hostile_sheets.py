@@ -103,6 +103,23 @@ def test_a_bomb_in_another_sheet_is_refused_too():
     assert error.code == "sheet_cell_count" and "sheet2.xml" in error.message("en")
 
 
+def test_a_string_table_larger_than_the_cells_is_refused():
+    # openpyxl reads the whole shared-string table when it opens a workbook.
+    base = crafted(1, 1)
+    strings = "".join(f"<si><t>s{i}</t></si>" for i in range(300_001))
+    table = f'<sst xmlns="{NS}">{strings}</sst>'
+    out = io.BytesIO()
+    with (
+        zipfile.ZipFile(io.BytesIO(base)) as source,
+        zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED, compresslevel=9) as target,
+    ):
+        for info in source.infolist():
+            target.writestr(info.filename, source.read(info))
+        target.writestr("xl/sharedStrings.xml", table)
+    error = refused(lambda: inspect_sheet(out.getvalue(), ".xlsx", SheetLimits()))
+    assert error.code == "sheet_strings" and "xl/sharedStrings.xml" in error.message("en")
+
+
 def test_cells_spread_thin_are_measured_by_the_walk():
     # Few cell tags, but far apart: the area a reader walks passes the limit.
     wide = crafted(300, 2, extra='<row r="302"><c r="ZZ302"><v>1</v></c></row>')

@@ -41,6 +41,7 @@ _REF = re.compile(r"^\$?([A-Za-z]{1,3})\$?([0-9]{1,7})$")
 # count looks for in the raw XML before the walk (markup only: text holds '&lt;', not '<').
 _CELL_TAG = re.compile(rb"<(?:[A-Za-z_][\w.-]*:)?c[\s/>]")
 _ROW_TAG = re.compile(rb"<(?:[A-Za-z_][\w.-]*:)?row[\s/>]")
+_STRING_TAG = re.compile(rb"<(?:[A-Za-z_][\w.-]*:)?si[\s/>]")
 _DIMENSION = re.compile(rb"<(?:[A-Za-z_][\w.-]*:)?dimension\s+ref=[\"']([^\"']{1,40})[\"']")
 _SHEET_PART = re.compile(r"^xl/worksheets/[^/]+\.xml$")
 _CHUNK = 64 * 1024
@@ -66,6 +67,7 @@ def check_workbook(data: bytes, limits: SheetLimits) -> tuple[str, Measure]:
             _check_parts(infos, limits)
             sheets = {i.filename for i in infos if _SHEET_PART.match(i.filename)}
             _refuse_doctypes(archive, [i for i in infos if i.filename not in sheets])
+            _count_strings(archive, infos, limits)
             part = first_sheet_part(data)
             _count_sheets(archive, sorted(sheets | {part}), part, limits)
             return part, _Walk(part, limits).run(archive)
@@ -115,6 +117,25 @@ def _refuse_doctypes(archive: zipfile.ZipFile, infos: list[zipfile.ZipInfo]) -> 
     for info in infos:
         if info.filename.endswith((".xml", ".rels", ".vml")) and _DTD.search(archive.read(info)):
             raise SheetRefused("sheet_doctype", part=info.filename)
+
+
+def _count_strings(
+    archive: zipfile.ZipFile, infos: list[zipfile.ZipInfo], limits: SheetLimits
+) -> None:
+    """Refuse a shared-string table with more entries than the sheet may hold cells:
+    openpyxl reads the whole table into memory when it opens the workbook."""
+    for info in infos:
+        if not info.filename.lower().endswith("sharedstrings.xml"):
+            continue
+        count, buffer = 0, b""
+        with archive.open(info) as stream:
+            while chunk := stream.read(_CHUNK):
+                buffer += chunk
+                cut = len(buffer) - _OVERLAP
+                count += sum(1 for m in _STRING_TAG.finditer(buffer) if m.start() < cut)
+                if count > limits.cells:
+                    raise SheetRefused("sheet_strings", part=info.filename, max=f"{limits.cells:,}")
+                buffer = buffer[cut:]
 
 
 @dataclass
