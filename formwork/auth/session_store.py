@@ -84,14 +84,12 @@ def is_live(row: LoginSession, now: dt.datetime, limits: SessionLimits) -> bool:
     """Return True when a session is neither revoked, too old nor idle too long."""
     if row.revoked_at is not None:
         return False
-    return now - _utc(row.created_at) <= limits.lifetime and (
-        now - _utc(row.last_seen_at) <= limits.idle
-    )
+    return now - row.created_at <= limits.lifetime and now - row.last_seen_at <= limits.idle
 
 
 def due_touch(row: LoginSession, now: dt.datetime) -> bool:
     """Return True when the session's last activity was noted over a minute ago."""
-    return now - _utc(row.last_seen_at) >= TOUCH_EVERY
+    return now - row.last_seen_at >= TOUCH_EVERY
 
 
 def touch_session(db: Session, row_id: int, now: dt.datetime) -> bool:
@@ -166,7 +164,3 @@ def prune_sessions(db: Session, now: dt.datetime, limits: SessionLimits) -> int:
         .execution_options(synchronize_session=False)
     )
     return int(getattr(result, "rowcount", 0) or 0)
-
-
-def _utc(moment: dt.datetime) -> dt.datetime:
-    return moment if moment.tzinfo is not None else moment.replace(tzinfo=dt.UTC)

@@ -194,6 +194,16 @@ _MESSAGES: dict[str, tuple[str, str]] = {
         "The sheet holds at least {cells} cells ({rows} rows × {columns} columns, up to {cell}); "
         "at most {max} are imported. Split it into smaller files.",
     ),
+    "sheet_cell_count": (
+        "工作表 {part} 的单元格超过 {max} 个（数到第 {rows} 行时）；请拆分成较小的文件。",
+        "The sheet {part} holds more than {max} cells (counted by row {rows}); "
+        "split it into smaller files.",
+    ),
+    "sheet_strings": (
+        "该 Excel 文件的文本表 {part} 超过 {max} 项；请拆分成较小的文件。",
+        "The Excel file's string table {part} holds more than {max} entries; "
+        "split it into smaller files.",
+    ),
     "sheet_too_complex": (
         "工作表 {part} 包含超过 {n} 个 XML 元素。",
         "The sheet {part} holds more than {n} XML elements.",

@@ -61,10 +61,10 @@ def test_the_160_kb_bomb_is_refused_at_once_naming_its_size():
     bomb = crafted(10_000, 500)
     assert len(bomb) < 200 * 1024
     error = refused(lambda: inspect_sheet(bomb, ".xlsx", SheetLimits()))
-    assert error.code == "sheet_too_many_cells"
+    assert error.code == "sheet_cell_count"
     message = error.message("en")
-    assert "500 columns" in message and "at most 250,000" in message, message
-    assert "单元格" in error.message("zh-CN")
+    assert "xl/worksheets/sheet1.xml" in message and "more than 250,000 cells" in message
+    assert "单元格超过 250,000 个" in error.message("zh-CN")
 
 
 def test_a_declared_dimension_is_refused_before_any_cell():
@@ -75,9 +75,53 @@ def test_a_declared_dimension_is_refused_before_any_cell():
 
 def test_a_dimension_that_lies_small_does_not_let_the_cells_through():
     bomb = crafted(10_000, 500, dimension="A1:B2")
-    assert refused(lambda: read_sheet(bomb, ".xlsx", SheetLimits())).code == (
-        "sheet_too_many_cells"
-    )
+    assert refused(lambda: read_sheet(bomb, ".xlsx", SheetLimits())).code == "sheet_cell_count"
+
+
+def test_a_bomb_in_another_sheet_is_refused_too():
+    # openpyxl measures every sheet when it opens a workbook, not only the one imported.
+    bomb = crafted(10_000, 500)
+    with zipfile.ZipFile(io.BytesIO(bomb)) as archive:
+        huge = archive.read("xl/worksheets/sheet1.xml")
+    small = io.BytesIO()
+    book = Workbook()
+    book.active.append(["code"])
+    book.create_sheet("Other")
+    book.save(small)
+    out = io.BytesIO()
+    with (
+        zipfile.ZipFile(io.BytesIO(small.getvalue())) as source,
+        zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED, compresslevel=9) as target,
+    ):
+        for info in source.infolist():
+            data = huge if info.filename == "xl/worksheets/sheet2.xml" else source.read(info)
+            target.writestr(info.filename, data)
+    error = refused(lambda: inspect_sheet(out.getvalue(), ".xlsx", SheetLimits()))
+    assert error.code == "sheet_cell_count" and "sheet2.xml" in error.message("en")
+
+
+def test_a_string_table_larger_than_the_cells_is_refused():
+    # openpyxl reads the whole shared-string table when it opens a workbook.
+    base = crafted(1, 1)
+    strings = "".join(f"<si><t>s{i}</t></si>" for i in range(300_001))
+    table = f'<sst xmlns="{NS}">{strings}</sst>'
+    out = io.BytesIO()
+    with (
+        zipfile.ZipFile(io.BytesIO(base)) as source,
+        zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED, compresslevel=9) as target,
+    ):
+        for info in source.infolist():
+            target.writestr(info.filename, source.read(info))
+        target.writestr("xl/sharedStrings.xml", table)
+    error = refused(lambda: inspect_sheet(out.getvalue(), ".xlsx", SheetLimits()))
+    assert error.code == "sheet_strings" and "xl/sharedStrings.xml" in error.message("en")
+
+
+def test_cells_spread_thin_are_measured_by_the_walk():
+    # Few cell tags, but far apart: the area a reader walks passes the limit.
+    wide = crafted(300, 2, extra='<row r="302"><c r="ZZ302"><v>1</v></c></row>')
+    error = refused(lambda: inspect_sheet(wide, ".xlsx", SheetLimits(cells=100_000)))
+    assert error.code in ("sheet_too_many_cells", "sheet_row_too_wide")
 
 
 def test_a_row_far_below_is_refused_naming_it():
@@ -133,4 +177,4 @@ def test_the_upload_page_refuses_the_bomb_quickly(web):
         content_type="multipart/form-data",
     )
     assert response.status_code == 400
-    assert "最多导入 250,000 个" in response.get_data(as_text=True)
+    assert "单元格超过 250,000 个" in response.get_data(as_text=True)

@@ -1,12 +1,14 @@
 """What an .xlsx must pass before openpyxl parses it (no Flask).
 
 An .xlsx is a zip of XML. Its parts' declared sizes are checked first (zipfile never
-inflates past a declared size, so a lying header ends in a CRC error), every XML part is
-scanned for a DTD (entities read files or explode), and then the sheet itself is walked with
-expat — no tree is built — counting rows, columns and cells and stopping at the first limit
-passed. That walk is the point: a 160 KB file held 10,000 × 500 numeric cells, and openpyxl
-alone spent seconds just measuring it (it scans the whole sheet when the dimension tag is
-missing) and minutes reading it. After the walk, openpyxl reads a sheet known to be small.
+inflates past a declared size, so a lying header ends in a CRC error) and every XML part is
+scanned for a DTD (entities read files or explode). Then the sheet's dimension tag is read
+and its cell tags counted by the regex engine, so a bomb is refused within its first
+megabytes; then the sheet is walked with expat, building nothing, measuring rows, columns
+and the area a reader would walk, stopping at the first limit passed. That is the point: a
+160 KB file held 10,000 × 500 numeric cells, and openpyxl alone spent seconds just measuring
+it (it scans the whole sheet when the dimension tag is missing) and minutes reading it.
+After the walk, openpyxl reads a sheet known to be small.
 
 openpyxl's workbook reader is used to find the first worksheet's part (`ExcelReader`, not
 documented as public): tests/security/test_hostile_sheets.py pins what is taken from it.
@@ -35,7 +37,15 @@ _DTD = re.compile(
     )
 )
 _REF = re.compile(r"^\$?([A-Za-z]{1,3})\$?([0-9]{1,7})$")
+# Cell and row start tags (with any namespace prefix), and the dimension tag: what the quick
+# count looks for in the raw XML before the walk (markup only: text holds '&lt;', not '<').
+_CELL_TAG = re.compile(rb"<(?:[A-Za-z_][\w.-]*:)?c[\s/>]")
+_ROW_TAG = re.compile(rb"<(?:[A-Za-z_][\w.-]*:)?row[\s/>]")
+_STRING_TAG = re.compile(rb"<(?:[A-Za-z_][\w.-]*:)?si[\s/>]")
+_DIMENSION = re.compile(rb"<(?:[A-Za-z_][\w.-]*:)?dimension\s+ref=[\"']([^\"']{1,40})[\"']")
+_SHEET_PART = re.compile(r"^xl/worksheets/[^/]+\.xml$")
 _CHUNK = 64 * 1024
+_OVERLAP = 64  # a tag cut by a chunk boundary is found in the next chunk
 MB = 1024 * 1024
 
 
@@ -55,8 +65,11 @@ def check_workbook(data: bytes, limits: SheetLimits) -> tuple[str, Measure]:
         with zipfile.ZipFile(io.BytesIO(data)) as archive:
             infos = archive.infolist()
             _check_parts(infos, limits)
-            _refuse_doctypes(archive, infos)
+            sheets = {i.filename for i in infos if _SHEET_PART.match(i.filename)}
+            _refuse_doctypes(archive, [i for i in infos if i.filename not in sheets])
+            _count_strings(archive, infos, limits)
             part = first_sheet_part(data)
+            _count_sheets(archive, sorted(sheets | {part}), part, limits)
             return part, _Walk(part, limits).run(archive)
     except SheetRefused:
         raise
@@ -106,6 +119,98 @@ def _refuse_doctypes(archive: zipfile.ZipFile, infos: list[zipfile.ZipInfo]) -> 
             raise SheetRefused("sheet_doctype", part=info.filename)
 
 
+def _count_strings(
+    archive: zipfile.ZipFile, infos: list[zipfile.ZipInfo], limits: SheetLimits
+) -> None:
+    """Refuse a shared-string table with more entries than the sheet may hold cells:
+    openpyxl reads the whole table into memory when it opens the workbook."""
+    for info in infos:
+        if not info.filename.lower().endswith("sharedstrings.xml"):
+            continue
+        count, buffer = 0, b""
+        with archive.open(info) as stream:
+            while chunk := stream.read(_CHUNK):
+                buffer += chunk
+                cut = len(buffer) - _OVERLAP
+                count += sum(1 for m in _STRING_TAG.finditer(buffer) if m.start() < cut)
+                if count > limits.cells:
+                    raise SheetRefused("sheet_strings", part=info.filename, max=f"{limits.cells:,}")
+                buffer = buffer[cut:]
+
+
+@dataclass
+class _Tally:
+    """Cell and row tags counted so far, over every worksheet of the workbook."""
+
+    cells: int = 0
+    rows: int = 0
+
+
+def _count_sheets(
+    archive: zipfile.ZipFile, parts: list[str], first: str, limits: SheetLimits
+) -> None:
+    """Count the cell tags of every worksheet (openpyxl measures each one when it opens the
+    workbook, not only the sheet imported) and refuse past the limits; the first sheet's
+    dimension tag is checked on the way."""
+    tally = _Tally()
+    for part in parts:
+        _count(archive, part, limits, tally, declared=part == first)
+
+
+def _count(
+    archive: zipfile.ZipFile, part: str, limits: SheetLimits, tally: _Tally, declared: bool
+) -> None:
+    """Refuse a sheet with a DTD, a declared dimension or cell tags past the limits, reading
+    its raw XML with the regex engine: a bomb of five million cells is refused after its
+    first few megabytes, before the exact (and slower) walk."""
+    buffer = b""
+    with archive.open(part) as stream:
+        while True:
+            chunk = stream.read(_CHUNK)
+            buffer += chunk
+            cut = len(buffer) - _OVERLAP if chunk else len(buffer)  # the rest comes next round
+            if _DTD.search(buffer):
+                raise SheetRefused("sheet_doctype", part=part)
+            if declared and (found := _DIMENSION.search(buffer)) is not None:
+                declared = False
+                check_declared(found.group(1).decode("ascii", "replace"), limits)
+            tally.cells += sum(1 for m in _CELL_TAG.finditer(buffer) if m.start() < cut)
+            tally.rows += sum(1 for m in _ROW_TAG.finditer(buffer) if m.start() < cut)
+            if tally.cells > limits.cells or tally.rows > 2 * (limits.rows + 1):
+                rows = f"{tally.rows:,}"
+                raise SheetRefused(
+                    "sheet_cell_count", part=part, max=f"{limits.cells:,}", rows=rows
+                )
+            if not chunk:
+                return
+            buffer = buffer[cut:]
+
+
+def check_declared(ref: str, limits: SheetLimits) -> None:
+    """Refuse on a sheet's own dimension tag (`A1:SF10001`), before any cell is read."""
+    last = ref.rpartition(":")[2]
+    found = _REF.match(last)
+    if found is None:
+        return  # a missing or odd dimension: the sheet is measured cell by cell instead
+    columns = column_index_from_string(found.group(1).upper())
+    if columns > limits.columns:
+        raise SheetRefused("sheet_too_wide", n=columns, range=ref, max=limits.columns)
+    _check_area(int(found.group(2)), columns, last.upper(), limits)
+
+
+def _check_area(rows: int, columns: int, cell: str, limits: SheetLimits) -> None:
+    """Refuse a sheet whose rows × columns (what a reader walks) pass the cell limit."""
+    if rows * columns > limits.cells:
+        raise SheetRefused(
+            "sheet_too_many_cells",
+            cells=f"{rows * columns:,}",
+            rows=f"{rows:,}",
+            columns=columns,
+            cell=cell,
+            max=f"{limits.cells:,}",
+        )
+
+
 class _Walk:
     """One pass of expat over a sheet part, refusing at the first limit passed."""
 
@@ -122,7 +227,8 @@ class _Walk:
         parser = expat.ParserCreate()
         parser.StartElementHandler = self.start
         parser.EndElementHandler = self.end
-        parser.EntityDeclHandler = self.entity  # the byte scan refused DTDs; belt and braces
+        parser.StartDoctypeDeclHandler = self.entity  # the byte scan refused DTDs; belt and
+        parser.EntityDeclHandler = self.entity  # braces, for encodings the scan cannot read
         with archive.open(self.part) as stream:
             while chunk := stream.read(_CHUNK):
                 parser.Parse(chunk, False)
@@ -140,7 +246,7 @@ class _Walk:
             raise SheetRefused("sheet_too_complex", part=self.part, n=f"{self.limits.elements:,}")
         tag = name.rpartition(":")[2]
         if tag == "dimension":
-            self._declared(attrs.get("ref", ""))
+            check_declared(attrs.get("ref", ""), self.limits)
         elif tag == "row":
             self._row(attrs.get("r"))
         elif tag == "c":
@@ -160,17 +266,6 @@ class _Walk:
             if self.found.rows > self.limits.rows:
                 raise SheetRefused("sheet_too_long", n=self.limits.rows)
 
-    def _declared(self, ref: str) -> None:
-        """Refuse on the sheet's own dimension tag, before any cell is read."""
-        last = ref.rpartition(":")[2]
-        found = _REF.match(last)
-        if found is None:
-            return  # a missing or odd dimension: the walk measures the sheet itself
-        columns = column_index_from_string(found.group(1).upper())
-        if columns > self.limits.columns:
-            raise SheetRefused("sheet_too_wide", n=columns, range=ref, max=self.limits.columns)
-        self._check_area(int(found.group(2)), columns, last.upper())
-
     def _row(self, number: str | None) -> None:
         self.row = int(number) if number and number.isascii() and number.isdigit() else self.row + 1
         self.column = 0
@@ -178,7 +273,7 @@ class _Walk:
         if self.row > 2 * (self.limits.rows + 1):  # empty rows count too: a reader walks them
             cell = f"A{self.row}"
             raise SheetRefused("sheet_reaches", row=self.row, cell=cell, n=self.limits.rows)
-        self._check_area(self.row, max(self.found.width, 1), self._where())
+        _check_area(self.row, max(self.found.width, 1), self._where(), self.limits)
 
     def _cell(self, ref: str | None) -> None:
         self.cell_has_value = False
@@ -191,19 +286,7 @@ class _Walk:
             raise SheetRefused("sheet_row_too_wide", row=self.row, n=self.limits.columns)
         if column > self.found.width:
             self.found.width = column
-            self._check_area(self.row, column, self._where())
-
-    def _check_area(self, rows: int, columns: int, cell: str) -> None:
-        """Refuse a sheet whose rows × columns (what a reader walks) pass the cell limit."""
-        if rows * columns > self.limits.cells:
-            raise SheetRefused(
-                "sheet_too_many_cells",
-                cells=f"{rows * columns:,}",
-                rows=f"{rows:,}",
-                columns=columns,
-                cell=cell,
-                max=f"{self.limits.cells:,}",
-            )
+            _check_area(self.row, column, self._where(), self.limits)
 
     def _where(self) -> str:
         return f"{get_column_letter(max(self.column, 1))}{max(self.row, 1)}"
