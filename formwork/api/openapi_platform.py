@@ -249,6 +249,8 @@ def _instance() -> dict[str, Any]:
             "title": _STR_OR_NULL,
             "error": _STR_OR_NULL,
             "retry": {"type": "boolean"},
+            "attempts": {"type": "integer", "description": "failed steps in a row"},
+            "next_try_at": {**_STAMP, "description": "when the worker tries a failed timer again"},
             "started_by": _INT_OR_NULL,
             "started_at": _STAMP,
             "updated_at": _STAMP,
