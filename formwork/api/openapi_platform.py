@@ -243,6 +243,10 @@ def _task_detail() -> dict[str, Any]:
         "actions": {"type": "array", "items": {"type": "string"}},
         "record": {"type": ["object", "null"]},
         "history": {"type": "array", "items": _ref("HistoryEntry")},
+        "instructions": {
+            "type": ["string", "null"],
+            "description": "The task's instructions, placeholders filled in (plain text)",
+        },
     }
     return {"allOf": [_ref("Task"), _object(detail, required=("form", "actions", "history"))]}
 
@@ -261,6 +265,8 @@ def _instance() -> dict[str, Any]:
             "title": _STR_OR_NULL,
             "error": _STR_OR_NULL,
             "retry": {"type": "boolean"},
+            "attempts": {"type": "integer", "description": "failed steps in a row"},
+            "next_try_at": {**_STAMP, "description": "when the worker tries a failed timer again"},
             "started_by": _INT_OR_NULL,
             "started_at": _STAMP,
             "updated_at": _STAMP,
@@ -283,6 +289,7 @@ def platform_paths() -> dict[str, dict[str, Any]]:
         **_file_paths(),
         **_task_paths(),
         **_process_paths(),
+        **_event_paths(),
         **_pack_paths(),
         **_role_paths(),
         **_report_paths(),
@@ -555,6 +562,57 @@ def _process_paths() -> dict[str, dict[str, Any]]:
     }
 
 
+def _event_paths() -> dict[str, dict[str, Any]]:
+    message = {
+        "type": "object",
+        "required": ["name"],
+        "properties": {
+            "name": {"type": "string"},
+            "correlation": {
+                "type": "object",
+                "description": "The values of the message's correlation properties (by id); "
+                "instance_id may name the instance",
+            },
+            "payload": {"type": "object"},
+        },
+    }
+    signal = {
+        "type": "object",
+        "required": ["name"],
+        "properties": {"name": {"type": "string"}, "payload": {"type": "object"}},
+    }
+    sent = _object(
+        {
+            "name": {"type": "string"},
+            "delivered": {"type": "array", "items": {"type": "integer"}},
+            "failed": {"type": "object", "additionalProperties": {"type": "string"}},
+        }
+    )
+    return {
+        "/api/v1/messages": {
+            "post": {
+                "summary": "Deliver a message to the one process waiting for it "
+                "(administrators, or a role the binding lists under senders)",
+                "tags": ["workflow"],
+                "requestBody": _json_body(message),
+                "responses": {
+                    **_ok(_ref("ProcessInstance"), "The instance after the step"),
+                    **problems(401, 403, 404, 409, 413, 415, 422),
+                },
+            }
+        },
+        "/api/v1/signals": {
+            "post": {
+                "summary": "Send a signal to every process waiting for it that the caller "
+                "may reach, each in its own step",
+                "tags": ["workflow"],
+                "requestBody": _json_body(signal),
+                "responses": {**_ok(sent, "Where it went"), **problems(401, 403, 413, 415, 422)},
+            }
+        },
+    }
+
+
 def _migrate() -> dict[str, Any]:
     body = {
         "type": "object",
@@ -585,6 +643,16 @@ def _definitions() -> dict[str, Any]:
         "properties": {
             "bpmn": {"type": "string", "description": "BPMN 2.0 XML (no DOCTYPE)"},
             "dmn": {"type": "array", "items": {"type": "string"}},
+            "called": {
+                "type": "array",
+                "items": {"type": "string"},
+                "description": "BPMN documents with the processes its call activities call",
+            },
+            "forms": {
+                "type": "object",
+                "additionalProperties": {"type": "object"},
+                "description": "Form schemas by the file name a formJsonSchemaFilename gives",
+            },
             "binding": {
                 "type": "object",
                 "required": ["entity"],
@@ -593,6 +661,7 @@ def _definitions() -> dict[str, Any]:
                     "state_field": {"type": "string"},
                     "title": {"type": "string"},
                     "lanes": {"type": "object"},
+                    "senders": {"type": "array", "items": {"type": "string"}},
                 },
             },
         },

@@ -63,7 +63,9 @@ def test_a_step_that_fails_on_the_task_page_is_recorded_and_retried(
     assert (row.error, row.attempts, row.failed_action) == (None, 0, None)
 
 
-def test_any_exception_of_a_step_is_recorded_not_only_step_failures(app, session, ccb, wf_for):
+def test_any_exception_of_a_step_is_recorded_not_only_step_failures(
+    app, session, ccb, wf_for, wf_api
+):
     iid = submit(session, ccb, wf_for)
 
     def bug() -> None:
@@ -73,6 +75,9 @@ def test_any_exception_of_a_step_is_recorded_not_only_step_failures(app, session
         run_step(session, bug, {"action": "retry"}, instance_id=iid)
     row = instance(session, iid)
     assert "KeyError" in row.error and row.attempts == 1 and row.next_try_at is not None
+    shown = wf_api("boss").get(f"/api/v1/processes/{iid}").json
+    assert shown["attempts"] == 1 and shown["next_try_at"] is not None
+    session.rollback()  # SQLite: a fresh snapshot after the request's writes
     with pytest.raises(StepFailed):
         run_step(session, lambda: (_ for _ in ()).throw(StepFailed("boom", iid)), None)
     assert instance(session, iid).attempts == 2

@@ -233,7 +233,7 @@ def check_request(name: Any, correlation: Any, payload: Any) -> tuple[str, dict,
     from formwork.runtime.workflow.service import check_data
 
     errors = []
-    if not isinstance(name, str) or not name or len(name) > MAX_NAME:
+    if not isinstance(name, str) or not name or len(name) > MAX_NAME or not name.isprintable():
         errors.append(FieldError("/name", "invalid", {"detail": "the event's name"}))
     correlation = {} if correlation is None else correlation
     payload = {} if payload is None else payload
@@ -323,7 +323,11 @@ def _rows(session: Session, kind: str, name: str, correlation: Mapping[str, Any]
     instance_id = wanted.pop("instance_id", None)
     query = sa.select(WaitingEvent).where(WaitingEvent.kind == kind, WaitingEvent.name == name)
     if instance_id is not None:
-        if not isinstance(instance_id, int) or isinstance(instance_id, bool):
+        if (
+            not isinstance(instance_id, int)
+            or isinstance(instance_id, bool)
+            or not (0 < instance_id < 2**63)
+        ):
             detail = "instance_id must be an integer"
             raise ValidationFailed([FieldError("/correlation/instance_id", "invalid",
                                                {"detail": detail})])  # fmt: skip

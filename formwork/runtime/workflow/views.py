@@ -130,6 +130,8 @@ def instance_json(
         "title": instance.title,
         "error": instance.error,
         "retry": bool(instance.error),
+        "attempts": instance.attempts or 0,
+        "next_try_at": _iso(instance.next_try_at),
         "started_by": instance.started_by,
         "started_at": _iso(instance.started_at),
         "updated_at": _iso(instance.updated_at),
