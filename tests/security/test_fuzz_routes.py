@@ -174,6 +174,7 @@ def world(web: Flask, users: dict[str, Any], session: Any) -> World:
         "field": "project",
         "filename": "css/formwork.css",
         "task_id": "1",
+        "notification_id": "1",
         "file_id": "0" * 32,
         "token": "0" * 32,
     }
