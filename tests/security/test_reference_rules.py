@@ -145,3 +145,26 @@ def test_pack_check_refuses_filters_that_do_not_fit(
     found = [p for p in caught.value.problems if p.code == "pack.E014"]
     assert len(found) == 1 and says in found[0].message, caught.value.problems
     assert found[0].file == path and found[0].where.startswith(f"/properties/{field}/x-formwork")
+
+
+def test_an_import_names_only_records_its_author_may_read(secure: Secure) -> None:
+    from formwork.runtime.imports.run import ImportPlan, cell_context
+    from formwork.runtime.imports.sheets import Sheet
+    from formwork.runtime.registry import load_registry
+
+    session = secure.app.extensions["formwork"].sessions()
+    try:
+        registry = load_registry(session)
+        meta = registry.meta("secure.sheet")
+        fields = {"project": meta.entity.field_map["project"]}
+        sheet = Sheet(["project"], [(2, ["一号楼"]), (3, ["二号楼"])], 2)
+        plan = ImportPlan({0: "project"}, commit=False)
+        engineer = secure.service(session, "site_engineer").principal
+        seen = cell_context(session, registry, meta, fields, sheet, plan, engineer)
+        # P2 is not the engineer's project: its title names nothing (as if it did not exist).
+        assert seen.by_title["project"] == {"一号楼": secure.ids["P1"]}
+        admin = secure.service(session, "admin").principal
+        everything = cell_context(session, registry, meta, fields, sheet, plan, admin)
+        assert set(everything.by_title["project"]) == {"一号楼", "二号楼"}
+    finally:
+        session.close()

@@ -80,7 +80,9 @@ def run_import(
     """Save every row (or group of rows with line items) in one savepoint; keep it only
     when the plan commits and no row failed."""
     fields = {f.name: f for f in importable_fields(meta, records.principal)}
-    ctx = cell_context(records.session, records.registry, meta, fields, sheet, plan)
+    ctx = cell_context(
+        records.session, records.registry, meta, fields, sheet, plan, records.principal
+    )
     converted = [
         (n, *_payload(fields, plan.mapping, cells, ctx, plan.locale)) for n, cells in sheet.data
     ]
@@ -184,8 +186,10 @@ def cell_context(
     fields: Mapping[str, FieldDef],
     sheet: Sheet,
     plan: ImportPlan,
+    principal: Principal | None = None,
 ) -> CellContext:
-    """Return the ids of the records (and users) the sheet names by title, per column."""
+    """Return the ids of the records (and users) the sheet names by title, per column; with a
+    principal, only records they may read (a title never names what the author cannot see)."""
     ctx = CellContext(zone=plan.zone)
     for index, name in plan.mapping.items():
         fd = fields.get(name) if name else None
@@ -201,7 +205,7 @@ def cell_context(
             ctx.by_title[name] = {str(r[0]): int(r[1]) for r in rows}
         else:
             target = fd.kind.target(fd, meta.entity)
-            ctx.by_title[name] = find_by_title(session, registry, target, texts)
+            ctx.by_title[name] = find_by_title(session, registry, target, texts, principal)
     return ctx
 
 
