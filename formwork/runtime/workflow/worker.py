@@ -109,12 +109,21 @@ def run_due_jobs(kernel: Kernel) -> tuple[int, int]:
 def run_worker(kernel: Kernel, interval: float = 5.0, once: bool = False) -> None:
     """Fire due timers and run due jobs every `interval` seconds until interrupted (or once)."""
     while True:
-        outcome = fire_timers(kernel)
-        if outcome.fired or outcome.failed:
-            log.info("timers fired: %s, failed: %s", outcome.fired, outcome.failed)
-        done, failed = run_due_jobs(kernel)
-        if done or failed:
-            log.info("jobs done: %s, failed: %s", done, failed)
+        try:
+            _pass(kernel)
+        except Exception:  # noqa: BLE001  (the database went away: log it, try next pass)
+            if once:
+                raise
+            log.exception("worker pass failed; trying again in %s s", interval)
         if once:
             return
         time.sleep(interval)
+
+
+def _pass(kernel: Kernel) -> None:
+    outcome = fire_timers(kernel)
+    if outcome.fired or outcome.failed:
+        log.info("timers fired: %s, failed: %s", outcome.fired, outcome.failed)
+    done, failed = run_due_jobs(kernel)
+    if done or failed:
+        log.info("jobs done: %s, failed: %s", done, failed)
