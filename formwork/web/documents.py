@@ -101,28 +101,27 @@ def amend_record(pack: str, entity: str, record_id: int) -> Any:
     meta = entity_meta(pack, entity, "amend")
     service = workflow_service(principal())
     reason = request.form.get("reason", "")
-    back = _back(pack, entity, record_id)
-    try:
-        copy = documents.amend(service, meta.entity.key, record_id, reason)
-    except RuntimeFailure as exc:
-        service.session.rollback()
-        flash(_("Not done: %(detail)s", detail=_why(exc)), "danger")
-        return redirect(back)
-    service.session.commit()
-    flash(_("Amended: this is the new draft; change it and submit it again."), "success")
-    return redirect(url_for("web.edit", pack=pack, entity=entity, record_id=copy["id"]))
+    return _done(
+        service,
+        lambda: documents.amend(service, meta.entity.key, record_id, reason),
+        _("Amended: this is the new draft; change it and submit it again."),
+        _back(pack, entity, record_id),
+        lambda copy: url_for("web.edit", pack=pack, entity=entity, record_id=copy["id"]),
+    )
 
 
-def _done(service: Any, run: Any, message: str, back: str) -> Any:
+def _done(service: Any, run: Any, message: str, back: str, then: Any = None) -> Any:
+    """Run a lifecycle action and commit; on refusal keep nothing and say why on `back`;
+    done, go to `then(result)` (or back)."""
     try:
-        run()
+        result = run()
     except RuntimeFailure as exc:
         service.session.rollback()
         flash(_("Not done: %(detail)s", detail=_why(exc)), "danger")
         return redirect(back)
     service.session.commit()
     flash(message, "success")
-    return redirect(back)
+    return redirect(then(result) if then is not None else back)
 
 
 def _why(exc: RuntimeFailure) -> str:
