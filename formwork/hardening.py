@@ -8,7 +8,12 @@ from typing import Any
 
 from flask import Flask, Response, current_app, render_template, request
 from flask_babel import gettext as _
-from werkzeug.exceptions import HTTPException, RequestEntityTooLarge, RequestURITooLarge
+from werkzeug.exceptions import (
+    BadRequest,
+    HTTPException,
+    RequestEntityTooLarge,
+    RequestURITooLarge,
+)
 from werkzeug.routing import IntegerConverter
 
 from formwork.api.problems import http_problem
@@ -76,6 +81,7 @@ def init_app(app: Flask) -> None:
     app.config.setdefault("CONTENT_SECURITY_POLICY", CSP)
     app.before_request(_check_query_string)
     app.before_request(_check_urlencoded_form)
+    app.before_request(_refuse_nul)
     app.after_request(add_security_headers)
     app.register_error_handler(413, _too_large)
     app.register_error_handler(414, _too_large)
@@ -113,6 +119,37 @@ def _check_urlencoded_form() -> None:
     parts = int(current_app.config["MAX_FORM_PARTS"])
     if body.count(b"&") >= parts:
         raise RequestEntityTooLarge(f"the form has more than {parts} fields")
+
+
+FORM_TYPES = frozenset({"application/x-www-form-urlencoded", "multipart/form-data"})
+
+
+def _refuse_nul() -> None:
+    """Refuse a NUL character anywhere in the path, query or form: no text column holds one
+    (PostgreSQL refuses it outright), so it is bad input, not a value to look up."""
+    found = "\x00" in request.path or any(
+        "\x00" in key or "\x00" in value for key, value in request.args.items(multi=True)
+    )
+    if not found and request.mimetype in FORM_TYPES:
+        found = any(
+            "\x00" in key or "\x00" in value for key, value in request.form.items(multi=True)
+        )
+    if found:
+        raise BadRequest("the request holds a NUL character")
+
+
+def refuse_nul_in(document: Any, depth: int = 0) -> None:
+    """Raise BadRequest when a decoded JSON document holds a NUL character in any text."""
+    if isinstance(document, str):
+        if "\x00" in document:
+            raise BadRequest("the body holds a NUL character")
+    elif isinstance(document, dict) and depth < 64:
+        for key, value in document.items():
+            refuse_nul_in(key, depth + 1)
+            refuse_nul_in(value, depth + 1)
+    elif isinstance(document, list) and depth < 64:
+        for value in document:
+            refuse_nul_in(value, depth + 1)
 
 
 def add_security_headers(response: Response) -> Response:

@@ -10,6 +10,7 @@ from werkzeug.exceptions import RequestEntityTooLarge, UnsupportedMediaType
 
 from formwork import context
 from formwork.auth import current_principal
+from formwork.hardening import refuse_nul_in
 from formwork.runtime.errors import FieldError, ValidationFailed
 from formwork.runtime.packs.source import load_json
 from formwork.runtime.records import RecordService
@@ -34,6 +35,8 @@ def json_body() -> Any:
         raise RequestEntityTooLarge(f"the body is larger than {limit} bytes")
     try:
         # load_json: also refuses 100,000 nested arrays (RecursionError) and 5,000-digit ints.
-        return load_json(raw, parse_float=Decimal)
+        document = load_json(raw, parse_float=Decimal)
     except (UnicodeDecodeError, ValueError) as exc:
         raise ValidationFailed([FieldError("/", "malformed_json", {"detail": str(exc)})]) from exc
+    refuse_nul_in(document)  # no text column holds a NUL; PostgreSQL refuses it outright
+    return document

@@ -12,6 +12,7 @@ from sqlalchemy.orm import Session
 
 from formwork.runtime.definitions import FieldDef
 from formwork.runtime.errors import BadQuery, FieldError
+from formwork.runtime.fields import get_field_type
 from formwork.runtime.params import whole_number
 from formwork.runtime.registry import EntityMeta, Registry
 from formwork.runtime.security import Principal, redact, row_condition
@@ -138,6 +139,7 @@ class Query:
         column, field_def = self.column(path, param)
         if column is None:
             return None
+        field_def = field_def or system_field(path.rpartition(".")[2])
         if field_def is not None and op not in field_def.kind.ops(field_def):
             self.errors.append(FieldError(param, "operator_not_allowed", {"op": op, "name": path}))
             return None
@@ -177,6 +179,21 @@ class Query:
         """Raise BadQuery listing every problem found so far."""
         if self.errors:
             raise BadQuery(self.errors)
+
+
+SYSTEM_KINDS = {
+    "id": "integer", "version": "integer", "created_by": "integer", "updated_by": "integer",
+    "created_at": "datetime", "updated_at": "datetime",
+}  # fmt: skip
+
+
+def system_field(name: str) -> FieldDef | None:
+    """Return a field of the kind a system column holds, so a filter on it parses its value
+    like any field's (a word compared with a timestamp is a 400, not a database error)."""
+    kind = SYSTEM_KINDS.get(name)
+    if kind is None:
+        return None
+    return FieldDef(name, get_field_type(kind), {"x-formwork": {"type": kind}}, False)
 
 
 def reference_target(meta: EntityMeta, name: str) -> str | None:
