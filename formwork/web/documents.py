@@ -5,7 +5,6 @@ from __future__ import annotations
 
 from typing import Any
 
-import sqlalchemy as sa
 from flask import flash, redirect, request, url_for
 from flask_babel import gettext as _
 from flask_login import login_required
@@ -14,8 +13,7 @@ from formwork.context import workflow_service
 from formwork.runtime.errors import RuntimeFailure
 from formwork.runtime.security import Principal
 from formwork.runtime.workflow import documents
-from formwork.runtime.workflow.actions import ACTED
-from formwork.runtime.workflow.models import HistoryEntry, ProcessInstance
+from formwork.runtime.workflow.models import ProcessInstance
 from formwork.runtime.workflow.views import withdraw
 from formwork.web import bp
 from formwork.web.context import entity_meta, principal
@@ -46,19 +44,8 @@ def document_panel(entity: str, record_id: int, who: Principal) -> dict[str, Any
         else None
     )
     panel["instance"] = instance
-    panel["can"]["withdraw"] = _may_withdraw(service.session, instance, who)
+    panel["can"]["withdraw"] = documents.may_withdraw(service.session, instance, who)
     return panel
-
-
-def _may_withdraw(session: Any, instance: ProcessInstance | None, who: Principal) -> bool:
-    if instance is None or instance.status != "running" or instance.started_by != who.user_id:
-        return False
-    acted = session.scalar(
-        sa.select(HistoryEntry.id)
-        .where(HistoryEntry.instance_id == instance.id, HistoryEntry.action.in_(ACTED))
-        .limit(1)
-    )
-    return acted is None
 
 
 @bp.post(RECORD + "/withdraw")

@@ -16,7 +16,7 @@ import sqlalchemy as sa
 
 from formwork.runtime.errors import Conflict, FieldError, NotFound, ValidationFailed
 from formwork.runtime.registry import EntityMeta
-from formwork.runtime.security import row_condition
+from formwork.runtime.security import Principal, row_condition
 from formwork.runtime.workflow.binding import records, set_record_state
 from formwork.runtime.workflow.guard import process_changes
 from formwork.runtime.workflow.lifecycle import (
@@ -28,7 +28,7 @@ from formwork.runtime.workflow.lifecycle import (
     move,
     state_of,
 )
-from formwork.runtime.workflow.models import ProcessInstance
+from formwork.runtime.workflow.models import HistoryEntry, ProcessInstance
 from formwork.runtime.workflow.postings import reverse_instance
 from formwork.runtime.workflow.service import WorkflowService
 
@@ -197,3 +197,17 @@ def _reason(reason: Any) -> str:
     if len(reason) > MAX_REASON:
         raise ValidationFailed([FieldError("/reason", "max_length", {"limit": MAX_REASON})])
     return reason.strip()
+
+
+def may_withdraw(session: Any, instance: ProcessInstance | None, who: Principal) -> bool:
+    """Return True when `who` submitted a running instance nobody has acted on yet."""
+    from formwork.runtime.workflow.actions import ACTED
+
+    if instance is None or instance.status != "running" or instance.started_by != who.user_id:
+        return False
+    acted = session.scalar(
+        sa.select(HistoryEntry.id)
+        .where(HistoryEntry.instance_id == instance.id, HistoryEntry.action.in_(ACTED))
+        .limit(1)
+    )
+    return acted is None
