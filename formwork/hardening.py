@@ -127,15 +127,19 @@ FORM_TYPES = frozenset({"application/x-www-form-urlencoded", "multipart/form-dat
 def _refuse_nul() -> None:
     """Refuse a NUL character anywhere in the path, query or form: no text column holds one
     (PostgreSQL refuses it outright), so it is bad input, not a value to look up."""
-    found = "\x00" in request.path or any(
-        "\x00" in key or "\x00" in value for key, value in request.args.items(multi=True)
-    )
+    found = "\x00" in request.path or _holds_nul(request.args.items(multi=True))
     if not found and request.mimetype in FORM_TYPES:
-        found = any(
-            "\x00" in key or "\x00" in value for key, value in request.form.items(multi=True)
+        # A multipart part whose name does not decode has no name (None) in Werkzeug's parse.
+        found = _holds_nul(request.form.items(multi=True)) or any(
+            "\x00" in (key or "") or "\x00" in (upload.filename or "")
+            for key, upload in request.files.items(multi=True)
         )
     if found:
         raise BadRequest("the request holds a NUL character")
+
+
+def _holds_nul(pairs: Any) -> bool:
+    return any("\x00" in (key or "") or "\x00" in (value or "") for key, value in pairs)
 
 
 def refuse_nul_in(document: Any, depth: int = 0) -> None:

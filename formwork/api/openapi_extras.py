@@ -1,9 +1,10 @@
 """What the OpenAPI document says about every operation at once, and the security log.
 
 Every request may be answered 414 (a query string over the limit, formwork/hardening.py)
-and every operation with documented query parameters may be answered 400 (a value that
-breaks its schema, formwork/api/conformance.py); both are added to each operation here so
-the document lists every status the API gives.
+and 400: a malformed request (a NUL character in the path, query, form or JSON body, which
+no text column holds; a body that does not parse) or a query value that breaks its schema
+(formwork/api/conformance.py). Both are added to each operation here so the document lists
+every status the API gives.
 """
 
 from __future__ import annotations
@@ -17,15 +18,13 @@ STAMP = {"type": "string", "format": "date-time"}
 
 
 def add_common_responses(document: dict[str, Any]) -> None:
-    """Add 414 to every operation, and 400 to those that take query parameters."""
+    """Add 414 and 400 to every operation."""
     for item in document.get("paths", {}).values():
         for method, operation in item.items():
             if method == "parameters" or not isinstance(operation, dict):
                 continue
             responses = operation.setdefault("responses", {})
-            queried = any(p.get("in") == "query" for p in operation.get("parameters", ()))
-            codes = (414, 400) if queried else (414,)
-            for code, answer in problems(*codes).items():
+            for code, answer in problems(414, 400).items():
                 responses.setdefault(code, answer)
 
 
